@@ -1,0 +1,41 @@
+"""Engine selection flags shared by every command that reads plates."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import registry
+from ..reader import DEFAULT_ENGINE, Reader
+
+# flag -> Reader option; only flags the user actually gave are passed, so an engine that does
+# not take an option is never handed one by default.
+_OPTION_FLAGS: dict[str, str] = {
+    "clear_border": "clear_border",
+    "psm": "psm",
+    "min_ar": "min_ar",
+    "max_ar": "max_ar",
+    "keep": "keep",
+}
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("engine")
+    names = sorted(registry.engines())
+    g.add_argument("--engine", default=DEFAULT_ENGINE, choices=names,
+                   help=f"detector + recognizer pair (default: {DEFAULT_ENGINE})")
+    g.add_argument("--detector", choices=registry.detectors(), help="override the engine's detector")
+    g.add_argument("--recognizer", choices=registry.recognizers(), help="override the engine's recognizer")
+    g.add_argument("--clear-border", action="store_true", default=None,
+                   help="classic OCR: remove blobs touching the plate crop's edge before OCR")
+    g.add_argument("--psm", type=int, help="classic OCR: Tesseract page segmentation mode (default 7)")
+    g.add_argument("--min-ar", type=float, help="classic locator: minimum plate aspect ratio (default 4)")
+    g.add_argument("--max-ar", type=float, help="classic locator: maximum plate aspect ratio (default 5)")
+    g.add_argument("--keep", type=int, help="classic locator: largest contours considered (default 5)")
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {opt: getattr(args, flag) for flag, opt in _OPTION_FLAGS.items() if getattr(args, flag) is not None}
+
+
+def reader_from_args(args: argparse.Namespace) -> Reader:
+    return Reader(args.engine, detector=args.detector, recognizer=args.recognizer, **engine_options(args))

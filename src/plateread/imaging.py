@@ -1,0 +1,139 @@
+"""Turning whatever the caller hands us (path, bytes, array) into a BGR image, or a clear error."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Iterator, Union
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
+
+#: Larger images are refused before decoding: a 16k×16k photo would take over 700 MB as BGR.
+DEFAULT_MAX_PIXELS = 60_000_000
+#: Larger files are refused before being read into memory.
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+MIN_SIDE = 8
+
+# Leading bytes of the formats OpenCV decodes; lets folders be scanned by content.
+_MAGIC: tuple[tuple[bytes, int], ...] = (
+    (b"\xff\xd8\xff", 0),          # JPEG
+    (b"\x89PNG\r\n\x1a\n", 0),     # PNG
+    (b"BM", 0),                    # BMP
+    (b"II*\x00", 0), (b"MM\x00*", 0),  # TIFF
+    (b"WEBP", 8),                  # WebP (RIFF....WEBP)
+    (b"GIF8", 0),
+    (b"P5", 0), (b"P6", 0),        # PGM / PPM
+)
+
+
+class ImageError(ValueError):
+    """The input is not an image we can read; the message says why."""
+
+
+def looks_like_image(head: bytes) -> bool:
+    return any(head[off:off + len(sig)] == sig for sig, off in _MAGIC)
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True when the file's first bytes belong to an image format, whatever its extension."""
+    try:
+        with open(path, "rb") as fh:
+            return looks_like_image(fh.read(16))
+    except OSError:
+        return False
+
+
+def iter_inputs(paths: list[str]) -> Iterator[str]:
+    """Expands folders (recursively, images by content, sorted) and passes files through as given.
+
+    Files named explicitly are yielded even when they are not images, so that they are reported
+    with an error rather than silently dropped.
+    """
+    for p in paths:
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for name in sorted(files):
+                    full = os.path.join(root, name)
+                    if is_image_file(full):
+                        yield full
+        else:
+            yield p
+
+
+def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    if not data:
+        raise ImageError("empty file")
+    if not looks_like_image(data[:16]):
+        raise ImageError("not an image (unrecognised file content)")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            w, h = probe.size
+    except Image.DecompressionBombError:
+        raise ImageError(f"image too large (over {max_pixels:,} pixels)") from None
+    except UnidentifiedImageError:
+        w = h = 0  # let OpenCV try; it knows a few formats Pillow refuses
+    except Exception as exc:  # truncated headers and the like
+        raise ImageError(f"corrupt image header: {exc}") from None
+    if w * h > max_pixels:
+        raise ImageError(f"image too large: {w}x{h} pixels (limit {max_pixels:,})")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError("corrupt or unsupported image data")
+    return image
+
+
+def _check(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    elif image.ndim != 3 or image.shape[2] != 3:
+        raise ImageError(f"unsupported array shape {image.shape}; expected HxW, HxWx3 or HxWx4")
+    h, w = image.shape[:2]
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ImageError(f"image too small: {w}x{h} pixels (minimum {MIN_SIDE}x{MIN_SIDE})")
+    if h * w > max_pixels:
+        raise ImageError(f"image too large: {w}x{h} pixels (limit {max_pixels:,})")
+    if image.dtype != np.uint8:
+        if image.dtype.kind == "f" and image.size and float(image.max()) <= 1.0:
+            image = image * 255.0
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+def load_image(
+    source: ImageSource,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> np.ndarray:
+    """Returns a BGR uint8 image from a path, encoded bytes or an array.
+
+    Raises ImageError with a reason a user can act on for anything else.
+    """
+    if isinstance(source, np.ndarray):
+        return _check(source, max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if len(data) > max_bytes:
+            raise ImageError(f"image data too large: {len(data):,} bytes (limit {max_bytes:,})")
+        return _check(_decode(data, max_pixels), max_pixels)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"no such file: {path}")
+        if path.is_dir():
+            raise ImageError(f"is a folder, not an image: {path}")
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise ImageError(f"file too large: {size:,} bytes (limit {max_bytes:,})")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+        return _check(_decode(data, max_pixels), max_pixels)
+    raise ImageError(f"cannot read an image from a {type(source).__name__}")

@@ -1,0 +1,121 @@
+"""Named, swappable detectors and recognizers, and engines that pair them.
+
+Factories are registered by import path so that heavy or optional dependencies (Tesseract,
+model files) load only when the engine that needs them is chosen.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .protocols import Detector, Recognizer
+
+
+class EngineError(ValueError):
+    """An engine, detector or recognizer name or option that does not exist or cannot load."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    detector: str
+    recognizer: str
+    description: str
+
+
+_DETECTORS: dict[str, str] = {}
+_RECOGNIZERS: dict[str, str] = {}
+_ENGINES: dict[str, EngineSpec] = {}
+
+
+def register_detector(name: str, target: str) -> None:
+    """Registers ``module:callable`` as the factory of detector ``name``."""
+    _DETECTORS[name] = target
+
+
+def register_recognizer(name: str, target: str) -> None:
+    _RECOGNIZERS[name] = target
+
+
+def register_engine(name: str, detector: str, recognizer: str, description: str = "") -> None:
+    _ENGINES[name] = EngineSpec(detector, recognizer, description)
+
+
+def detectors() -> list[str]:
+    return sorted(_DETECTORS)
+
+
+def recognizers() -> list[str]:
+    return sorted(_RECOGNIZERS)
+
+
+def engines() -> dict[str, EngineSpec]:
+    return dict(_ENGINES)
+
+
+def engine_spec(name: str) -> EngineSpec:
+    try:
+        return _ENGINES[name]
+    except KeyError:
+        raise EngineError(f"unknown engine {name!r}; choose from {', '.join(sorted(_ENGINES))}") from None
+
+
+def _resolve(table: dict[str, str], kind: str, name: str) -> Callable[..., Any]:
+    try:
+        target = table[name]
+    except KeyError:
+        raise EngineError(f"unknown {kind} {name!r}; choose from {', '.join(sorted(table))}") from None
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EngineError(f"{kind} {name!r} cannot load: {exc}") from exc
+    return getattr(module, attr)
+
+
+def accepted_options(factory: Callable[..., Any]) -> set[str]:
+    params = inspect.signature(factory).parameters.values()
+    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def split_options(
+    det_factory: Callable[..., Any], rec_factory: Callable[..., Any], options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Routes each option to whichever part declares it; an option nobody takes is an error."""
+    det_names, rec_names = accepted_options(det_factory), accepted_options(rec_factory)
+    det_opts = {k: v for k, v in options.items() if k in det_names}
+    rec_opts = {k: v for k, v in options.items() if k in rec_names}
+    unknown = set(options) - det_names - rec_names
+    if unknown:
+        raise EngineError(
+            f"unknown option(s) {', '.join(sorted(unknown))}; "
+            f"this engine takes {', '.join(sorted(det_names | rec_names)) or 'none'}"
+        )
+    return det_opts, rec_opts
+
+
+def create_detector(name: str, **options: Any) -> Detector:
+    return _resolve(_DETECTORS, "detector", name)(**options)
+
+
+def create_recognizer(name: str, **options: Any) -> Recognizer:
+    return _resolve(_RECOGNIZERS, "recognizer", name)(**options)
+
+
+def factories(detector: str, recognizer: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    return _resolve(_DETECTORS, "detector", detector), _resolve(_RECOGNIZERS, "recognizer", recognizer)
+
+
+# Built-in parts. Later engines register here too.
+register_detector("classic", "plateread.engines.classic.locator:ClassicDetector")
+register_recognizer("tesseract", "plateread.engines.classic.tesseract:TesseractRecognizer")
+register_engine(
+    "classic", "classic", "tesseract",
+    "OpenCV morphology locator + Tesseract --psm 7 (the tutorial pipeline; dark-on-light plates only)",
+)
+register_recognizer("crnn", "plateread.engines.crnn.recognizer:CrnnRecognizer")
+register_engine(
+    "classic-crnn", "classic", "crnn",
+    "the classic OpenCV locator + the learned CRNN OCR",
+)
