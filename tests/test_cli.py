@@ -10,6 +10,7 @@ import pytest
 
 from conftest import REPO, fake_plate_image
 from plateread.cli.main import main
+from plateread.types import Box
 from test_imaging import png_header_only
 
 
@@ -128,3 +129,20 @@ def test_piped_output_has_no_progress_bar(tmp_path, write_image):
          "read", "--engine", "fake", "--format", "jsonl", str(tmp_path / "many")],
         capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0 and proc.stderr == "" and len(proc.stdout.splitlines()) == 3
+
+
+def test_classic_engine_from_the_command_line(capsys, tmp_path, write_image):
+    pytest.importorskip("tesserocr", reason="the classic engine needs tesserocr (pip install plateread[classic])")
+    from drawing import cluttered_scene, draw_plate
+    from test_classic import PLATE, TEXT
+
+    scene, box = cluttered_scene(draw_plate(TEXT, **PLATE), seed=1)
+    good = write_image("scene.png", scene)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    code, out, _ = run_cli(capsys, "read", "--engine", "classic", "--format", "jsonl", str(good), str(broken))
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert code == 1 and second["error"] and second["results"] == []
+    assert [r["plate"] for r in first["results"]] == [TEXT]
+    b = first["results"][0]["box"]
+    assert Box(b["xmin"], b["ymin"], b["xmax"], b["ymax"]).iou(box) >= 0.5
