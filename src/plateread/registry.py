@@ -119,3 +119,5 @@ register_engine(
     "classic-crnn", "classic", "crnn",
     "the classic OpenCV locator + the learned CRNN OCR",
 )
+register_detector("learned", "plateread.engines.learned.detector:LearnedDetector")
+register_engine("learned", "learned", "crnn", "learned detector + CRNN OCR")

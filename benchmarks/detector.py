@@ -1,0 +1,153 @@
+"""Learned detector alone: recall (IoU >= 0.5), false detections and speed on the test splits.
+
+    python benchmarks/detector.py                       # shipped model, prints a markdown table
+    python benchmarks/detector.py --model runs/detector/det.onnx --json out/det.json
+
+Recall is also split by labelled plate width in original pixels. Timing runs the detector
+(letterbox + ONNX + decoding + crops) on test photos resized to 1280x720 and 1920x1080, with
+onnxruntime on 1 and 2 threads. Prints figures; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import DEFAULT_DATA, stamp  # noqa: E402
+
+from plateread.engines.learned.detector import LearnedDetector  # noqa: E402
+from plateread.evaluation.dataset import load_index  # noqa: E402
+
+SETS = ("openalpr-us", "openalpr-eu", "openalpr-br")
+BUCKETS = ((0, 40, "<40"), (40, 80, "40-80"), (80, 160, "80-160"), (160, 1e9, ">160"))
+SIZES = ((1280, 720), (1920, 1080))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def score_set(det: LearnedDetector, set_dir: Path, split: str) -> dict:
+    found = {b[2]: [0, 0] for b in BUCKETS}
+    n_img = n_false = n_lab = n_found = 0
+    for s in load_index(set_dir, split):
+        gts = np.array([[p.box.xmin, p.box.ymin, p.box.xmax, p.box.ymax] for p in s.plates if p.box],
+                       np.float32).reshape(-1, 4)
+        if not len(gts):
+            continue
+        img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        dets = det.detect(img)
+        boxes = np.array([[d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax] for d in dets],
+                         np.float32).reshape(-1, 4)
+        m = _iou(boxes, gts) if len(boxes) else np.zeros((0, len(gts)))
+        used: set[int] = set()
+        for j in range(len(gts)):
+            cand = [i for i in np.argsort(-m[:, j]) if m[i, j] >= 0.5 and i not in used] if len(boxes) else []
+            hit = bool(cand)
+            if hit:
+                used.add(int(cand[0]))
+            w = gts[j, 2] - gts[j, 0]
+            name = next(b[2] for b in BUCKETS if b[0] <= w < b[1])
+            found[name][0] += hit
+            found[name][1] += 1
+            n_found += hit
+            n_lab += 1
+        n_false += len(boxes) - len(used)
+        n_img += 1
+    return {"images": n_img, "plates": n_lab, "recall": n_found / max(n_lab, 1),
+            "false_per_image": n_false / max(n_img, 1),
+            "recall_by_width": {k: (v[0] / v[1] if v[1] else None) for k, v in found.items()},
+            "plates_by_width": {k: v[1] for k, v in found.items()}}
+
+
+def timing(model: str | None, threshold: float, photos: list[Path], runs: int) -> dict:
+    res = {}
+    imgs = [cv2.imread(str(p)) for p in photos]
+    imgs = [i for i in imgs if i is not None]
+    for threads in (1, 2):
+        cv2.setNumThreads(threads)
+        det = LearnedDetector(model_path=model, threshold=threshold, threads=threads)
+        for w, h in SIZES:
+            frames = [cv2.resize(i, (w, h), interpolation=cv2.INTER_AREA) for i in imgs]
+            for f in frames[:2]:
+                det.detect(f)  # warm-up
+            ts = []
+            for k in range(runs):
+                t = time.perf_counter()
+                det.detect(frames[k % len(frames)])
+                ts.append((time.perf_counter() - t) * 1000)
+            res[f"{w}x{h}/{threads}t"] = {"median_ms": float(np.median(ts)), "p95_ms": float(np.percentile(ts, 95))}
+    cv2.setNumThreads(1)
+    return res
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding the sets (default ../shared/data)")
+    ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
+    ap.add_argument("--threshold", type=float, default=0.35)
+    ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--runs", type=int, default=40, help="timed detections per size and thread count")
+    ap.add_argument("--limit-timing-photos", type=int, default=10)
+    ap.add_argument("--json", metavar="PATH", help="also write all figures as JSON")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    try:
+        det = LearnedDetector(model_path=args.model, threshold=args.threshold, threads=1)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    report: dict = {"model": args.model or "shipped", "meta": det.meta, "threshold": args.threshold,
+                    "split": args.split, "sets": {}}
+    photos: list[Path] = []
+    for name in args.sets:
+        set_dir = Path(args.data) / name
+        if not (set_dir / "index.jsonl").is_file():
+            print(f"skipping {name}: {set_dir} absent", file=sys.stderr)
+            continue
+        report["sets"][name] = score_set(det, set_dir, args.split)
+        photos += [s.path for s in load_index(set_dir, args.split)][:args.limit_timing_photos]
+    report["timing"] = timing(args.model, args.threshold, photos, args.runs) if photos else {}
+
+    print(stamp())
+    print(f"Detector `{det.meta.get('name', 'learned')}` v{det.meta.get('version', '?')}, input "
+          f"{det.width}x{det.height}, threshold {args.threshold}, split {args.split}.\n")
+    heads = " | ".join(f"recall w{b[2]}" for b in BUCKETS)
+    print(f"| set | images | plates | recall@0.5 | false/img | {heads} |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(BUCKETS))
+    for name, r in report["sets"].items():
+        by = " | ".join(f"{pct(r['recall_by_width'][b[2]])} ({r['plates_by_width'][b[2]]})" for b in BUCKETS)
+        print(f"| {name} | {r['images']} | {r['plates']} | {pct(r['recall'])} | {r['false_per_image']:.2f} | {by} |")
+    if report["timing"]:
+        print("\n| image size | threads | median ms | p95 ms |\n|---|---:|---:|---:|")
+        for key, t in report["timing"].items():
+            size, th = key.split("/")
+            print(f"| {size} | {th[:-1]} | {t['median_ms']:.1f} | {t['p95_ms']:.1f} |")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

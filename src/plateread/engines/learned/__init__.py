@@ -1,0 +1,1 @@
+"""Learned (ONNX) engine parts: the CenterNet-style plate detector."""

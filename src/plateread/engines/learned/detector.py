@@ -1,0 +1,262 @@
+"""The learned plate detector: a CenterNet-style ONNX model, decoded in numpy.
+
+The ONNX graph outputs raw head maps at stride 4 (heat-map after sigmoid, log box size,
+sub-pixel centre offset, four corners as offsets from the centre in box units); everything
+else — peak picking, NMS, mapping back through the letterbox and rectifying the plate for
+OCR — lives here, so the same decoding serves inference, validation during training and tests.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ...debug import DebugSink
+from ...types import Box, Detection
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = MODEL_DIR / "detector.onnx"
+PAD_VALUE = 114
+#: Box sizes are regressed as log(size / SIZE_UNIT) in letterboxed-input pixels.
+SIZE_UNIT = 16.0
+STRIDE = 4
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Maps original pixels to model-input pixels: ``input = original * scale + (pad_x, pad_y)``."""
+
+    scale: float
+    pad_x: int
+    pad_y: int
+    width: int   # model input size
+    height: int
+
+    def to_original(self, xy: np.ndarray) -> np.ndarray:
+        return (np.asarray(xy, np.float32) - (self.pad_x, self.pad_y)) / self.scale
+
+    def to_input(self, xy: np.ndarray) -> np.ndarray:
+        return np.asarray(xy, np.float32) * self.scale + (self.pad_x, self.pad_y)
+
+
+def letterbox(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Letterbox]:
+    """Resizes keeping the aspect and pads (centred), so plates keep their true shape."""
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    px, py = (width - nw) // 2, (height - nh) // 2
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out = np.full((height, width, 3), PAD_VALUE, np.uint8)
+    out[py:py + nh, px:px + nw] = cv2.resize(image, (nw, nh), interpolation=interp)
+    return out, Letterbox(scale, px, py, width, height)
+
+
+@dataclass(frozen=True)
+class RawDetection:
+    """One decoded peak, in model-input pixels (before mapping back through the letterbox)."""
+
+    score: float
+    box: np.ndarray      # x0, y0, x1, y1
+    corners: np.ndarray  # 4×2: top-left, top-right, bottom-right, bottom-left
+
+
+def _iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Greedy NMS, best first. Peaks are already local maxima, but a long plate can still
+    produce two peaks a few cells apart whose boxes overlap heavily."""
+    order = list(np.argsort(-scores, kind="stable"))
+    keep: list[int] = []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        if order:
+            rest = np.array(order)
+            order = [int(j) for j in rest[_iou_one(boxes[i], boxes[rest]) <= iou]]
+    return keep
+
+
+def _maxpool3(a: np.ndarray) -> np.ndarray:
+    """3×3 max filter (the CenterNet peak test); borders see only the inside of the map."""
+    return cv2.dilate(np.ascontiguousarray(a, np.float32), np.ones((3, 3), np.uint8),
+                      borderType=cv2.BORDER_CONSTANT, borderValue=-1e9)
+
+
+def decode(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, corners: np.ndarray, *,
+           threshold: float, nms_iou: float, max_dets: int, stride: int = STRIDE,
+           size_unit: float = SIZE_UNIT, top_k: int = 100) -> list[RawDetection]:
+    """Peaks (3×3 local maxima above ``threshold``) → boxes and corners in input pixels.
+
+    Shapes without the batch axis: heat (1,H,W), size (2,H,W), offset (2,H,W), corners (8,H,W).
+    """
+    hm = heat[0]
+    peaks = (hm == _maxpool3(hm)) & (hm >= threshold)
+    ys, xs = np.nonzero(peaks)
+    if not len(ys):
+        return []
+    scores = hm[ys, xs]
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    ys, xs, scores = ys[order], xs[order], scores[order]
+    cx = (xs + offset[0, ys, xs]) * stride
+    cy = (ys + offset[1, ys, xs]) * stride
+    w = np.exp(np.clip(size[0, ys, xs], -6, 6)) * size_unit
+    h = np.exp(np.clip(size[1, ys, xs], -6, 6)) * size_unit
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1).astype(np.float32)
+    c = corners[:, ys, xs].T.reshape(-1, 4, 2)
+    quads = (np.stack([cx, cy], 1)[:, None, :] + c * np.stack([w, h], 1)[:, None, :]).astype(np.float32)
+    keep = nms(boxes, scores, nms_iou)[:max_dets]
+    return [RawDetection(float(scores[i]), boxes[i], quads[i]) for i in keep]
+
+
+def plausible_quad(quad: np.ndarray, box: np.ndarray) -> bool:
+    """Corners worth rectifying by: a convex, clockwise quad that roughly fills the box.
+
+    A wrong quad would warp the plate into garbage, so anything doubtful falls back to the box.
+    """
+    q = np.asarray(quad, np.float64)
+    edges = np.roll(q, -1, 0) - q
+    cross = edges[:, 0] * np.roll(edges, -1, 0)[:, 1] - edges[:, 1] * np.roll(edges, -1, 0)[:, 0]
+    if not np.all(cross > 0):  # clockwise in image coordinates (y down)
+        return False
+    area = cv2.contourArea(q.astype(np.float32))
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    if bw <= 1 or bh <= 1 or area < 0.4 * bw * bh:
+        return False
+    qb = np.array([q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()])
+    return float(_iou_one(qb, np.asarray(box, np.float64)[None])[0]) >= 0.5
+
+
+def rectify(image: np.ndarray, quad: np.ndarray, margin: tuple[float, float] = (0.05, 0.10),
+            max_height: int = 160) -> np.ndarray:
+    """Warps the quad (TL, TR, BR, BL) to an upright crop with the plate's measured aspect.
+
+    The quad is grown by ``margin`` (of its width, height) so edge characters are not clipped.
+    """
+    q = np.asarray(quad, np.float32)
+    top, bottom = np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[2] - q[3])
+    left, right = np.linalg.norm(q[3] - q[0]), np.linalg.norm(q[2] - q[1])
+    pw, ph = max((top + bottom) / 2, 2.0), max((left + right) / 2, 2.0)
+    out_h = int(np.clip(round(ph * (1 + 2 * margin[1])), 16, max_height))
+    out_w = max(8, round(out_h * pw * (1 + 2 * margin[0]) / (ph * (1 + 2 * margin[1]))))
+    mx, my = margin[0] * out_w / (1 + 2 * margin[0]), margin[1] * out_h / (1 + 2 * margin[1])
+    dst = np.array([[mx, my], [out_w - mx, my], [out_w - mx, out_h - my], [mx, out_h - my]],
+                   np.float32)
+    m = cv2.getPerspectiveTransform(q, dst)
+    return cv2.warpPerspective(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def box_crop(image: np.ndarray, box: Box, pad: float = 0.08) -> np.ndarray:
+    h, w = image.shape[:2]
+    dx, dy = round(box.width * pad), round(box.height * pad)
+    x0, y0 = max(0, box.xmin - dx), max(0, box.ymin - dy)
+    x1, y1 = min(w, box.xmax + dx), min(h, box.ymax + dy)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((8, 8, 3), np.uint8)
+    return image[y0:y1, x0:x1].copy()
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def to_tensor(image: np.ndarray) -> np.ndarray:
+    """HWC BGR uint8 → 1×3×H×W float32 0–255 (normalisation is inside the graph)."""
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+class LearnedDetector:
+    """Finds plates with the shipped ONNX model; crops are rectified when corners are trusted."""
+
+    name = "learned"
+
+    def __init__(self, *, model_path: str | None = None, threshold: float = 0.35,
+                 nms_iou: float = 0.5, max_plates: int = 20, threads: int = 1,
+                 rectify: bool = True) -> None:
+        import onnxruntime as ort
+
+        path = Path(model_path) if model_path else DEFAULT_MODEL
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"detector model {path} not found; train one with "
+                "`python -m plateread.training.train_detector` and export it with "
+                "`python -m plateread.training.export_detector`, or pass model_path=")
+        meta_path = path.with_suffix(".json")
+        self.meta: dict[str, Any] = (json.loads(meta_path.read_text(encoding="utf-8"))
+                                     if meta_path.is_file() else {})
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.height = int(self.meta.get("input_height") or inp.shape[2])
+        self.width = int(self.meta.get("input_width") or inp.shape[3])
+        self.stride = int(self.meta.get("stride", STRIDE))
+        self.size_unit = float(self.meta.get("size_unit", SIZE_UNIT))
+        self.outputs = ["heatmap", "size", "offset", "corners"]
+        self.threshold, self.nms_iou = float(threshold), float(nms_iou)
+        self.max_plates, self.rectify = int(max_plates), bool(rectify)
+
+    def raw(self, image: np.ndarray) -> tuple[list[RawDetection], Letterbox, np.ndarray, np.ndarray]:
+        """Decoded detections in input pixels, the letterbox, the letterboxed input, the heat-map."""
+        boxed, lb = letterbox(image, self.width, self.height)
+        heat, size, offset, corners = self.session.run(self.outputs, {self.input_name: to_tensor(boxed)})
+        dets = decode(heat[0], size[0], offset[0], corners[0], threshold=self.threshold,
+                      nms_iou=self.nms_iou, max_dets=self.max_plates, stride=self.stride,
+                      size_unit=self.size_unit)
+        return dets, lb, boxed, heat[0, 0]
+
+    def detect(self, image: np.ndarray, debug: DebugSink | None = None) -> list[Detection]:
+        image = _bgr(image)
+        h, w = image.shape[:2]
+        raws, lb, boxed, heat = self.raw(image)
+        out: list[Detection] = []
+        for r in raws:
+            x0, y0 = lb.to_original(r.box[:2])
+            x1, y1 = lb.to_original(r.box[2:])
+            box = Box(int(max(0, round(x0))), int(max(0, round(y0))),
+                      int(min(w, round(x1))), int(min(h, round(y1))))
+            if box.width < 2 or box.height < 2:
+                continue
+            quad = lb.to_original(r.corners)
+            ok = plausible_quad(quad, np.array([x0, y0, x1, y1]))
+            crop = rectify(image, quad) if (self.rectify and ok) else box_crop(image, box)
+            corners = tuple((float(x), float(y)) for x, y in quad) if ok else None
+            out.append(Detection(box=box, score=r.score, crop=crop, corners=corners))
+        if debug is not None:
+            debug.add("learned_input", boxed)
+            hm = cv2.applyColorMap((np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+            hm = cv2.resize(hm, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
+            debug.add("learned_heatmap", cv2.addWeighted(boxed, 0.4, hm, 0.6, 0))
+            debug.add("learned_detections", draw_detections(image, out))
+        return out
+
+
+def draw_detections(image: np.ndarray, dets: list[Detection]) -> np.ndarray:
+    vis = _bgr(image).copy()
+    for d in dets:
+        cv2.rectangle(vis, (d.box.xmin, d.box.ymin), (d.box.xmax, d.box.ymax), (0, 255, 0), 2)
+        if d.corners:
+            pts = np.array(d.corners, np.int32).reshape(-1, 1, 2)
+            cv2.polylines(vis, [pts], True, (0, 0, 255), 1, cv2.LINE_AA)
+            cv2.circle(vis, (int(d.corners[0][0]), int(d.corners[0][1])), 3, (255, 0, 0), -1)
+        cv2.putText(vis, f"{d.score:.2f}", (d.box.xmin, max(10, d.box.ymin - 4)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA)
+    return vis
