@@ -1,0 +1,217 @@
+"""Trains the CRNN plate reader from scratch (synthetic + real train crops), CTC loss.
+
+    python -m plateread.training.train_ocr --data ../shared/data --out runs/ocr --minutes 80
+
+The learning-rate schedule (warm-up + cosine) runs on the fraction of the budget used, by
+steps (``--steps``) or wall time (``--minutes``), whichever is further along, so a time-boxed
+run on a busy 2-core machine still anneals and ends cleanly. Auto-resumes from ``OUT/last.pt``;
+at the end it exports ONNX + JSON (``--export``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
+
+from .data import MixedStream, clean_input, load_real, split_real, synthetic_set
+from .model import CRNN, DEFAULT_CHARSET, count_params
+
+
+class _Stream(IterableDataset):
+    def __init__(self, stream: MixedStream) -> None:
+        self.stream = stream
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self.stream)
+
+
+def _collate(charset: str):
+    index = {c: i + 1 for i, c in enumerate(charset)}
+
+    def collate(batch: list[tuple[np.ndarray, str]]):
+        x = torch.from_numpy(np.stack([b[0] for b in batch])).float().div_(255).unsqueeze(1)
+        targets = torch.tensor([index[c] for _, t in batch for c in t], dtype=torch.long)
+        lengths = torch.tensor([len(t) for _, t in batch], dtype=torch.long)
+        return x, targets, lengths, [t for _, t in batch]
+    return collate
+
+
+def greedy(logp: torch.Tensor, charset: str) -> list[str]:
+    best = logp.argmax(-1).numpy()
+    out = []
+    for row in best:
+        prev, s = 0, []
+        for k in row:
+            if k != prev and k != 0:
+                s.append(charset[k - 1])
+            prev = k
+        out.append("".join(s))
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: CRNN, x: np.ndarray, texts: list[str], charset: str) -> float:
+    model.eval()
+    preds: list[str] = []
+    for i in range(0, len(x), 128):
+        xb = torch.from_numpy(x[i:i + 128]).float().div_(255).unsqueeze(1)
+        preds += greedy(model(xb), charset)
+    model.train()
+    return float(np.mean([p == t for p, t in zip(preds, texts)])) if texts else float("nan")
+
+
+def lr_at(p: float, peak: float, warm: float = 0.03) -> float:
+    if p < warm:
+        return peak * (0.1 + 0.9 * p / warm)
+    q = min(1.0, (p - warm) / (1 - warm))
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * q)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data", help="data root (shared/data)")
+    ap.add_argument("--fonts", default=None, help="fonts dir (default DATA/fonts)")
+    ap.add_argument("--out", default="runs/ocr")
+    ap.add_argument("--minutes", type=float, default=80.0, help="wall-time budget of training")
+    ap.add_argument("--steps", type=int, default=0, help="step budget (0: time only)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--real-frac", type=float, default=0.45)
+    ap.add_argument("--hidden", type=int, default=96)
+    ap.add_argument("--charset", default=DEFAULT_CHARSET)
+    ap.add_argument("--eval-every", type=int, default=400, help="steps between validations")
+    ap.add_argument("--ckpt-minutes", type=float, default=4.0)
+    ap.add_argument("--synth-val", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-resume", action="store_true", help="start fresh even if OUT/last.pt exists")
+    ap.add_argument("--export", default="src/plateread/models/ocr.onnx",
+                    help="ONNX written at the end ('' to skip)")
+    a = ap.parse_args(argv)
+    fonts = a.fonts or str(Path(a.data) / "fonts")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(a.threads)
+    cv2.setNumThreads(1)  # cv2's pool does not survive fork into the loader worker
+    torch.manual_seed(a.seed)
+    random.seed(a.seed)
+    np.random.seed(a.seed)
+    tty = sys.stderr.isatty()
+
+    def log(msg: str) -> None:
+        print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+    charset = a.charset
+    model = CRNN(len(charset) + 1, hidden=a.hidden).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+    step, elapsed, best = 0, 0.0, -1.0
+    ckpt_path = out / "last.pt"
+    if ckpt_path.is_file() and not a.no_resume:
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed, best = ck["step"], ck["elapsed"], ck.get("best", -1.0)
+        log(f"resumed from {ckpt_path} at step {step}, {elapsed / 60:.1f} min done")
+    log(f"model: {count_params(model):,} params, charset {len(charset)}")
+
+    real = load_real(a.data, charset)
+    train_real, val_real = split_real(real)
+    log(f"real crops: {len(train_real)} train, {len(val_real)} held out")
+    vx_real = np.stack([clean_input(it) for it in val_real]) if val_real else np.zeros((0, 64, 192), np.uint8)
+    vt_real = [it.text for it in val_real]
+    vx_syn, vt_syn = synthetic_set(fonts, a.synth_val, seed=12345)
+    stream = MixedStream(train_real, fonts, seed=a.seed * 7919 + step, real_frac=a.real_frac)
+    loader = DataLoader(_Stream(stream), batch_size=a.batch, num_workers=a.workers,
+                        multiprocessing_context="fork" if a.workers > 0 else None,
+                        collate_fn=_collate(charset), persistent_workers=a.workers > 0,
+                        prefetch_factor=4 if a.workers > 0 else None)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    budget_s = a.minutes * 60
+
+    def progress() -> float:
+        p = elapsed / budget_s if budget_s > 0 else 0.0
+        return max(p, step / a.steps) if a.steps else p
+
+    def save(path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": elapsed, "best": best, "charset": charset,
+                    "config": {"hidden": a.hidden, "height": model.height, "width": model.width},
+                    "command": " ".join(["python -m plateread.training.train_ocr"] + sys.argv[1:])},
+                   tmp)
+        os.replace(tmp, path)
+
+    bar = None
+    if tty:
+        from tqdm import tqdm
+        bar = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {n:.1f}/{total}% [{elapsed}<{remaining}]")
+    model.train()
+    t_last, t_ckpt, seen, t_rate = time.time(), time.time(), 0, time.time()
+    loss_avg = None
+    for x, targets, lengths, _ in loader:
+        if progress() >= 1.0:
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(progress(), a.lr)
+        logp = model(x.contiguous(memory_format=torch.channels_last))  # ~1.4x faster on CPU
+        frames = torch.full((x.shape[0],), logp.shape[1], dtype=torch.long)
+        loss = ctc(logp.permute(1, 0, 2), targets, frames, lengths)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        seen += x.shape[0]
+        now = time.time()
+        elapsed += now - t_last
+        t_last = now
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        if bar is not None:
+            bar.n = min(100.0, 100 * progress())
+            bar.set_postfix(step=step, loss=f"{loss_avg:.3f}", refresh=False)
+            bar.refresh()
+        elif step % 50 == 0:
+            rate = seen / max(1e-6, now - t_rate)
+            log(f"step {step} {100 * progress():.1f}% loss {loss_avg:.3f} "
+                f"lr {opt.param_groups[0]['lr']:.2e} {rate:.0f} samples/s")
+            seen, t_rate = 0, now
+        if step % a.eval_every == 0:
+            acc_r = evaluate(model, vx_real, vt_real, charset)
+            acc_s = evaluate(model, vx_syn, vt_syn, charset)
+            log(f"eval step {step}: real held-out exact {acc_r:.3f} ({len(vt_real)}), "
+                f"synthetic exact {acc_s:.3f} ({len(vt_syn)})")
+            if acc_r > best:
+                best = acc_r
+                save(out / "best.pt")
+            t_last = time.time()  # evaluation time is not training time
+        if now - t_ckpt > a.ckpt_minutes * 60:
+            save(ckpt_path)
+            t_ckpt = time.time()
+    if bar is not None:
+        bar.close()
+    acc_r = evaluate(model, vx_real, vt_real, charset)
+    acc_s = evaluate(model, vx_syn, vt_syn, charset)
+    log(f"final step {step}: real held-out exact {acc_r:.3f}, synthetic exact {acc_s:.3f}")
+    save(ckpt_path)
+    if acc_r > best:
+        best = acc_r
+        save(out / "best.pt")
+    log(f"saved {ckpt_path} (best held-out {best:.3f} in {out / 'best.pt'})")
+    if a.export:
+        from .export_ocr import export
+        export(ckpt_path, a.export)
+
+
+if __name__ == "__main__":
+    main()
