@@ -6,7 +6,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .types import Box, PlateRead
+from .types import PlateRead
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _GREEN = (60, 200, 60)
@@ -34,16 +34,6 @@ def annotate(image: np.ndarray, reads: Sequence[PlateRead], show_score: bool = T
         text = f"{r.plate} {r.score:.2f}" if show_score else r.plate
         _label(canvas, text, b.xmin, b.ymin, _GREEN, scale)
     return canvas
-
-
-def crop_with_margin(image: np.ndarray, box: Box, margin: float = 0.25) -> np.ndarray:
-    h, w = image.shape[:2]
-    mx, my = int(box.width * margin), int(box.height * margin)
-    x0, y0 = max(0, box.xmin - mx), max(0, box.ymin - my)
-    x1, y1 = min(w, box.xmax + mx), min(h, box.ymax + my)
-    if x1 <= x0 or y1 <= y0:
-        return np.zeros((8, 8, 3), np.uint8)
-    return image[y0:y1, x0:x1]
 
 
 def contact_sheet(

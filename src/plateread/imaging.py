@@ -4,11 +4,14 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Iterator, Union
+from typing import TYPE_CHECKING, Iterator, Union
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from .types import Box
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 
@@ -87,13 +90,36 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
     return image
 
 
-def _check(image: np.ndarray, max_pixels: int) -> np.ndarray:
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """Gray and BGRA arrays as 3-channel BGR; BGR passes through untouched."""
     if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    elif image.ndim != 3 or image.shape[2] != 3:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"unsupported array shape {image.shape}; expected HxW, HxWx3 or HxWx4")
+    return image
+
+
+def crop_padded(image: np.ndarray, box: "Box", pad_x: float, pad_y: float) -> np.ndarray:
+    """A copy of ``box`` grown by ``pad_x``/``pad_y`` of its width/height, clipped to the image.
+
+    An empty intersection gives an 8×8 black crop rather than an empty array, which every
+    downstream resize would reject.
+    """
+    h, w = image.shape[:2]
+    dx, dy = round(box.width * pad_x), round(box.height * pad_y)
+    x0, y0 = max(0, box.xmin - dx), max(0, box.ymin - dy)
+    x1, y1 = min(w, box.xmax + dx), min(h, box.ymax + dy)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((8, 8) + image.shape[2:], image.dtype)
+    return image[y0:y1, x0:x1].copy()
+
+
+def _check(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    image = as_bgr(image)
     h, w = image.shape[:2]
     if h < MIN_SIDE or w < MIN_SIDE:
         raise ImageError(f"image too small: {w}x{h} pixels (minimum {MIN_SIDE}x{MIN_SIDE})")

@@ -112,6 +112,8 @@ class Reader:
                     candidates=rec.candidates,
                     detection_score=float(det.score),
                     char_scores=rec.char_scores,
+                    region=rec.region,
+                    region_score=rec.region_score,
                 )
             )
         return tuple(reads)

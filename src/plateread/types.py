@@ -75,6 +75,8 @@ class Recognition:
     score: float
     candidates: tuple[Candidate, ...] = ()
     char_scores: tuple[float, ...] = ()
+    region: str | None = None       # plate-format region the text fits, when formats were used
+    region_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class PlateRead:
     detection_score: float = 1.0
     char_scores: tuple[float, ...] = ()
     region: str | None = None
+    region_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -101,6 +104,8 @@ class PlateRead:
             d["char_scores"] = [round(float(s), 4) for s in self.char_scores]
         if self.region is not None:
             d["region"] = self.region
+        if self.region_score is not None:
+            d["region_score"] = round(float(self.region_score), 4)
         return d
 
 

@@ -15,6 +15,8 @@ _OPTION_FLAGS: dict[str, str] = {
     "min_ar": "min_ar",
     "max_ar": "max_ar",
     "keep": "keep",
+    "region": "region",
+    "threshold": "threshold",
 }
 
 
@@ -31,6 +33,10 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--min-ar", type=float, help="classic locator: minimum plate aspect ratio (default 4)")
     g.add_argument("--max-ar", type=float, help="classic locator: maximum plate aspect ratio (default 5)")
     g.add_argument("--keep", type=int, help="classic locator: largest contours considered (default 5)")
+    g.add_argument("--threshold", type=float, help="learned detector: minimum detection score (default 0.35)")
+    g.add_argument("--region", metavar="REGIONS",
+                   help="learned OCR: plate formats to fit, e.g. auto, us, br, de, eu or a comma list "
+                        "(br,us) to prefer; 'none' for no format correction (default: none)")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:

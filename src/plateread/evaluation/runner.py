@@ -6,8 +6,8 @@ from typing import Iterator
 
 import cv2
 
-from ..annotate import contact_sheet, crop_with_margin
-from ..imaging import load_image
+from ..annotate import contact_sheet
+from ..imaging import crop_padded, load_image
 from ..progress import progress
 from ..reader import Reader
 from ..types import Box
@@ -41,7 +41,7 @@ def write_error_sheet(outcomes: list[ImageOutcome], path: str | Path, max_tiles:
             continue
         for label, outcome in wrong:
             box = label.box or Box(0, 0, image.shape[1], image.shape[0])
-            tiles.append((crop_with_margin(image, box), f"read: {outcome.read or '(none)'}",
+            tiles.append((crop_padded(image, box, 0.25, 0.25), f"read: {outcome.read or '(none)'}",
                           f"label: {outcome.label}"))
             if len(tiles) >= max_tiles:
                 break

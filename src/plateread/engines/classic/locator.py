@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from ...debug import DebugSink
+from ...imaging import as_bgr
 from ...types import Box, Detection
 
 #: 13 wide × 5 tall: wider than a character stroke, so closing fills strokes and blackhat keeps them.
@@ -23,14 +24,6 @@ def _gray(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-
-
-def _bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
 
 
 def _otsu(image: np.ndarray) -> np.ndarray:
@@ -111,7 +104,7 @@ class ClassicDetector:
             if h > 0 and self.min_ar <= w / h <= self.max_ar:
                 chosen = contour
                 break
-        bgr = _bgr(image)
+        bgr = as_bgr(image)
         if debug is not None:
             canvas = bgr.copy()
             cv2.drawContours(canvas, contours, -1, (0, 0, 255), 2)

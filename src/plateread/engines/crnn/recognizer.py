@@ -15,6 +15,7 @@ import numpy as np
 
 from ...debug import DebugSink
 from ...types import Candidate, Recognition
+from ...formats import RegionDecoder
 from .decode import beam_search, greedy_decode
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "ocr.onnx"
@@ -47,7 +48,8 @@ class CrnnRecognizer:
     name = "crnn"
 
     def __init__(self, *, model_path: str | None = None, beam_width: int = 5, top_n: int = 5,
-                 batch_size: int = 32, threads: int = 1) -> None:
+                 batch_size: int = 32, threads: int = 1,
+                 region: str | Sequence[str] | None = None) -> None:
         path = Path(model_path) if model_path else DEFAULT_MODEL
         meta_path = path.with_suffix(".json")
         if not path.is_file() or not meta_path.is_file():
@@ -73,6 +75,11 @@ class CrnnRecognizer:
                                             providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.beam_width, self.top_n, self.batch_size = beam_width, top_n, max(1, batch_size)
+        # Plate formats settle look-alikes (Z/7, O/0...) from the frame probabilities; "none"
+        # keeps the plain reading (still tagged with the region it happens to fit).
+        if isinstance(region, str) and region.strip().lower() in ("", "none", "off"):
+            region = None
+        self.region_decoder = RegionDecoder(region, top_n=top_n) if region is not None else None
 
     def preprocess(self, crop: np.ndarray) -> np.ndarray:
         """BGR/gray uint8 -> float32 [1, H, W] in [0, 1], stretched like in training."""
@@ -101,6 +108,18 @@ class CrnnRecognizer:
             cands = beam_search(fp.probs, fp.charset, self.beam_width, self.top_n, fp.blank)
         if not cands or not cands[0].text:
             return Recognition("", 0.0)
+        if self.region_decoder is not None:
+            d = self.region_decoder.decode(fp.probs, fp.charset, fp.blank, unconstrained=cands)
+            if not d.text:
+                return Recognition("", 0.0)
+            return Recognition(
+                text=d.text,
+                score=d.score,
+                candidates=tuple(Candidate(t, sc) for t, sc, _ in d.candidates if t)[:self.top_n],
+                char_scores=tuple(float(p) for p in d.char_probs),
+                region=d.region,
+                region_score=d.region_score,
+            )
         total = sum(c.prob for c in cands) or 1.0
         return Recognition(
             text=cands[0].text,

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ...debug import DebugSink
+from ...imaging import as_bgr, crop_padded
 from ...types import Box, Detection
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -157,21 +158,7 @@ def rectify(image: np.ndarray, quad: np.ndarray, margin: tuple[float, float] = (
 
 
 def box_crop(image: np.ndarray, box: Box, pad: float = 0.08) -> np.ndarray:
-    h, w = image.shape[:2]
-    dx, dy = round(box.width * pad), round(box.height * pad)
-    x0, y0 = max(0, box.xmin - dx), max(0, box.ymin - dy)
-    x1, y1 = min(w, box.xmax + dx), min(h, box.ymax + dy)
-    if x1 <= x0 or y1 <= y0:
-        return np.zeros((8, 8, 3), np.uint8)
-    return image[y0:y1, x0:x1].copy()
-
-
-def _bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
+    return crop_padded(image, box, pad, pad)
 
 
 def to_tensor(image: np.ndarray) -> np.ndarray:
@@ -224,7 +211,7 @@ class LearnedDetector:
         return dets, lb, boxed, heat[0, 0]
 
     def detect(self, image: np.ndarray, debug: DebugSink | None = None) -> list[Detection]:
-        image = _bgr(image)
+        image = as_bgr(image)
         h, w = image.shape[:2]
         raws, lb, boxed, heat = self.raw(image)
         out: list[Detection] = []
@@ -250,7 +237,7 @@ class LearnedDetector:
 
 
 def draw_detections(image: np.ndarray, dets: list[Detection]) -> np.ndarray:
-    vis = _bgr(image).copy()
+    vis = as_bgr(image).copy()
     for d in dets:
         cv2.rectangle(vis, (d.box.xmin, d.box.ymin), (d.box.xmax, d.box.ymax), (0, 255, 0), 2)
         if d.corners:
