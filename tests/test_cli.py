@@ -146,3 +146,11 @@ def test_classic_engine_from_the_command_line(capsys, tmp_path, write_image):
     assert [r["plate"] for r in first["results"]] == [TEXT]
     b = first["results"][0]["box"]
     assert Box(b["xmin"], b["ymin"], b["xmax"], b["ymax"]).iou(box) >= 0.5
+
+
+def test_show_without_a_display_is_a_clear_error(capsys, monkeypatch, tmp_path, write_image):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    path = write_image("a.png", fake_plate_image("AB1"))
+    code, _, err = run_cli(capsys, "read", "--engine", "fake", "--show", str(path))
+    assert code == 2 and "--show needs" in err

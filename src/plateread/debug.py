@@ -1,11 +1,27 @@
 """Where pipeline stages drop their intermediate images for inspection."""
 from __future__ import annotations
 
+import os
 import re
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+
+def _check_gui() -> None:
+    """Fails early and clearly where windows cannot be shown (no display, headless OpenCV)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise RuntimeError("--show needs a display (DISPLAY is not set); use --debug DIR to write the stages instead")
+    try:
+        cv2.namedWindow("plateread")
+        cv2.destroyWindow("plateread")
+    except cv2.error:
+        raise RuntimeError(
+            "--show needs OpenCV with GUI support (pip install opencv-python rather than "
+            "opencv-python-headless); use --debug DIR to write the stages instead"
+        ) from None
 
 
 class DebugSink:
@@ -21,6 +37,8 @@ class DebugSink:
         self.stages: dict[str, np.ndarray] = {}
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
+        if show:
+            _check_gui()
 
     def child(self, prefix: str) -> "DebugSink":
         """A sink writing into the same folder with a per-image name prefix."""
