@@ -1,0 +1,1 @@
+"""Video and live cameras: frame sources, plate tracking, one fused read per vehicle."""
