@@ -63,33 +63,46 @@ class Reader:
         debug: DebugSink | None = None,
     ) -> ImageResult:
         """Reads every plate in one image. Raises ImageError when the input is not a usable image."""
-        start = time.perf_counter()
-        bgr = load_image(image, max_pixels=self.max_pixels)
-        results = self._read_array(bgr, debug)
-        elapsed = (time.perf_counter() - start) * 1000.0
-        return ImageResult(
-            image=name if name is not None else _describe(image),
-            width=int(bgr.shape[1]),
-            height=int(bgr.shape[0]),
-            processing_time=elapsed,
-            results=results,
-        )
+        return self._read(image, name, debug)[0]
 
     def read_safe(
         self, image: ImageSource, *, name: str | None = None, debug: DebugSink | None = None
     ) -> ImageResult:
         """Like ``read`` but any failure becomes the result's ``error``: for batches and services."""
+        return self.read_keep(image, name=name, debug=debug)[0]
+
+    def read_keep(
+        self, image: ImageSource, *, name: str | None = None, debug: DebugSink | None = None
+    ) -> tuple[ImageResult, np.ndarray | None]:
+        """``read_safe`` that also hands back the decoded image (None on failure), so callers that
+        draw or store crops do not decode the file a second time."""
         start = time.perf_counter()
         label = name if name is not None else _describe(image)
         try:
-            return self.read(image, name=label, debug=debug)
+            return self._read(image, label, debug)
         except ImageError as exc:
             error = str(exc)
         except MemoryError:
             error = "out of memory while reading this image"
         except Exception as exc:  # an engine bug must not end a batch; report it on this image
             error = f"{type(exc).__name__}: {exc}"
-        return ImageResult(label, 0, 0, (time.perf_counter() - start) * 1000.0, (), error)
+        return ImageResult(label, 0, 0, (time.perf_counter() - start) * 1000.0, (), error), None
+
+    def _read(
+        self, image: ImageSource, name: str | None, debug: DebugSink | None
+    ) -> tuple[ImageResult, np.ndarray]:
+        start = time.perf_counter()
+        bgr = load_image(image, max_pixels=self.max_pixels)
+        results = self._read_array(bgr, debug)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        result = ImageResult(
+            image=name if name is not None else _describe(image),
+            width=int(bgr.shape[1]),
+            height=int(bgr.shape[0]),
+            processing_time=elapsed,
+            results=results,
+        )
+        return result, bgr
 
     def read_many(self, images: Iterable[ImageSource]) -> Iterator[ImageResult]:
         for image in images:

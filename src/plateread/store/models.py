@@ -1,0 +1,120 @@
+"""Tables of the read store. The Alembic migrations in ``migrations/`` must create exactly this schema
+(tests/test_store.py compares them), so any change here needs a new revision there."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
+                        Text, TypeDecorator)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Fixed constraint names, so migrations can refer to them and SQLite batch mode can rebuild tables.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit ids on PostgreSQL (a busy toll road outgrows 2**31 reads); SQLite needs plain INTEGER
+# for its rowid alias to autoincrement.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in and out on every backend.
+
+    SQLite has no time zone type and SQLAlchemy hands back naive values there; storing naive UTC
+    keeps its text comparisons ordered and re-attaching UTC keeps callers from mixing naive and
+    aware times. Naive input is refused: guessing a zone for a legal record is worse than failing.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: the store needs timezone-aware times")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JsonDoc, list[Any]: JsonDoc}
+
+
+class Camera(Base):
+    """A named camera; reads refer to it by id so renaming or describing it touches one row."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Read(Base):
+    """One plate read: a fused vehicle event (kind 'event') or one plate in a still image ('image')."""
+
+    __tablename__ = "reads"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    # unique: re-sending an event (a retry after a timeout) fails instead of counting the vehicle twice
+    event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    camera_id: Mapped[int | None] = mapped_column(ForeignKey("cameras.id", ondelete="SET NULL"))
+    track_id: Mapped[int | None] = mapped_column(Integer)
+    plate: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Float)
+    candidates: Mapped[list[Any]] = mapped_column(default=list)
+    region: Mapped[str | None] = mapped_column(String(16))
+    region_score: Mapped[float | None] = mapped_column(Float)
+    box_xmin: Mapped[int | None] = mapped_column(Integer)
+    box_ymin: Mapped[int | None] = mapped_column(Integer)
+    box_xmax: Mapped[int | None] = mapped_column(Integer)
+    box_ymax: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text, default="")
+    first_seen: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime]
+    frames: Mapped[int] = mapped_column(Integer, default=1)
+    crop_path: Mapped[str | None] = mapped_column(String(96))
+    frame_path: Mapped[str | None] = mapped_column(String(96))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index(None, "plate"),
+        Index(None, "camera_id", "first_seen"),
+        Index(None, "first_seen"),
+        Index(None, "last_seen"),   # retention deletes by it
+    )
+
+
+class WatchEntry(Base):
+    """A plate to flag. ``fuzzy`` is the edit distance that still counts as a hit (0 = exact)."""
+
+    __tablename__ = "watchlist"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plate: Mapped[str] = mapped_column(String(32), unique=True)
+    fuzzy: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

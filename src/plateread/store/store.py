@@ -1,0 +1,448 @@
+"""The ``Store``: reads in, reads out, retention and the watchlist, over any SQLAlchemy database."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from ..types import Box, Candidate, ImageResult
+from ..video.events import VehicleEvent
+from .db import ENV_MEDIA, StoreError, default_media_dir, describe, open_engine, short_error
+from .media import MediaStore
+from .models import Camera, Read, WatchEntry, utcnow
+
+ENV_RETENTION = "PLATEREAD_RETENTION_DAYS"
+KINDS = ("event", "image")
+MAX_PLATE = 32
+MEDIA_GRACE_S = 600.0       # files younger than this survive a purge: a writer may be about to commit them
+RETAIN_EVERY_S = 3600.0     # how often a long-running writer re-applies the retention setting
+
+_reads = Read.__table__
+_cameras = Camera.__table__
+_watch = WatchEntry.__table__
+
+
+def normalize_plate(plate: str) -> str:
+    """Upper-case A–Z0–9 only, so 'ab-123' and 'AB 123' find the same vehicle."""
+    return re.sub(r"[^0-9A-Z]", "", plate.upper())
+
+
+def levenshtein(a: str, b: str, limit: int | None = None) -> int:
+    """Edit distance; with ``limit`` it stops early and returns limit + 1 once it must exceed it."""
+    if limit is not None and abs(len(a) - len(b)) > limit:
+        return limit + 1
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if limit is not None and min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+@dataclass(frozen=True)
+class StoredRead:
+    """A read as the database holds it; media paths are relative to the store's media folder."""
+
+    id: int
+    kind: str
+    plate: str
+    score: float
+    camera: str | None
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    frames: int
+    candidates: tuple[Candidate, ...] = ()
+    region: str | None = None
+    region_score: float | None = None
+    box: Box | None = None
+    source: str = ""
+    event_id: str | None = None
+    track_id: int | None = None
+    crop_path: str | None = None
+    frame_path: str | None = None
+    created_at: dt.datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "plate": self.plate, "score": round(float(self.score), 4),
+            "camera": self.camera, "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
+            "frames": self.frames, "candidates": [c.to_dict() for c in self.candidates], "region": self.region,
+            "region_score": None if self.region_score is None else round(float(self.region_score), 4),
+            "box": None if self.box is None else self.box.to_dict(), "source": self.source,
+            "event_id": self.event_id, "track_id": self.track_id, "crop_path": self.crop_path,
+            "frame_path": self.frame_path, "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class WatchItem:
+    plate: str
+    fuzzy: int = 0
+    label: str | None = None
+    reason: str | None = None
+    created_at: dt.datetime | None = None
+
+    def matches(self, plate: str) -> bool:
+        return levenshtein(self.plate, normalize_plate(plate), self.fuzzy) <= self.fuzzy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plate": self.plate, "fuzzy": self.fuzzy, "label": self.label, "reason": self.reason,
+                "created_at": self.created_at.isoformat() if self.created_at else None}
+
+
+@dataclass
+class AddReport:
+    """What a batch did: ids stored, and (event id or index, why) for each input that was not."""
+
+    ids: list[int] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    reads: int
+    files: int
+
+
+def _aware(value: dt.datetime, what: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise StoreError(f"{what} must be a timezone-aware datetime, got {value!r}")
+    return value.astimezone(dt.timezone.utc)
+
+
+def _check_read(plate: str, score: float) -> str:
+    norm = normalize_plate(plate) if isinstance(plate, str) else ""
+    if not norm or len(norm) > MAX_PLATE:
+        raise StoreError(f"plate {plate!r} is empty or longer than {MAX_PLATE} characters")
+    if not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise StoreError(f"plate {plate!r}: score {score!r} is not a number")
+    return norm
+
+
+def _crop(image: np.ndarray, box: Box) -> np.ndarray | None:
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = max(0, box.xmin), max(0, box.ymin), min(w, box.xmax), min(h, box.ymax)
+    return image[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else None
+
+
+class Store:
+    """The database of reads. Each add commits on its own (or per batch), so a bad input never
+    takes already-stored reads with it. Safe to share between threads: every call takes its own
+    pooled connection."""
+
+    def __init__(self, engine: Engine, media: MediaStore, *, retention_days: float | None = None,
+                 label: str = "") -> None:
+        self.engine = engine
+        self.media = media
+        self.retention_days = retention_days
+        self.label = label or describe(engine.url)
+        self._camera_ids: dict[str, int] = {}
+        self._retained_at = -math.inf
+
+    @classmethod
+    def open(cls, url: str | None = None, media_dir: str | os.PathLike[str] | None = None, *,
+             retention_days: float | None = None, migrate: bool = True) -> "Store":
+        """Opens (creating and migrating as needed) the database at ``url`` — else $PLATEREAD_DB,
+        else the per-user SQLite file — with media in ``media_dir``, $PLATEREAD_MEDIA, or next to
+        the SQLite file. ``retention_days`` (or $PLATEREAD_RETENTION_DAYS) purges older reads now
+        and then hourly while adding."""
+        if retention_days is None and os.environ.get(ENV_RETENTION):
+            try:
+                retention_days = float(os.environ[ENV_RETENTION])
+            except ValueError:
+                raise StoreError(f"${ENV_RETENTION} must be a number of days") from None
+        if retention_days is not None and retention_days < 0:
+            raise StoreError("retention must be zero or more days")
+        engine, url_obj = open_engine(url, migrate=migrate)
+        media = MediaStore(media_dir or os.environ.get(ENV_MEDIA) or default_media_dir(url_obj))
+        store = cls(engine, media, retention_days=retention_days, label=describe(url_obj))
+        store._maybe_retain()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.label!r}, media={str(self.media.root)!r})"
+
+    @contextmanager
+    def _db(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{what}: {short_error(exc)}") from exc
+
+    # ---- cameras -------------------------------------------------------------------------------
+
+    def add_camera(self, name: str, description: str | None = None) -> int:
+        """Creates the camera, or updates its description; returns its id."""
+        cid = self._camera_id(name)
+        assert cid is not None
+        if description is not None:
+            with self._db(f"camera {name!r}"), self.engine.begin() as conn:
+                conn.execute(update(_cameras).where(_cameras.c.id == cid).values(description=description))
+        return cid
+
+    def cameras(self) -> list[dict[str, Any]]:
+        q = (select(_cameras.c.name, _cameras.c.description, func.count(_reads.c.id).label("reads"))
+             .select_from(_cameras.outerjoin(_reads)).group_by(_cameras.c.id).order_by(_cameras.c.name))
+        with self._db("listing cameras"), self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def _camera_id(self, name: str | None) -> int | None:
+        if not name:
+            return None
+        if name in self._camera_ids:
+            return self._camera_ids[name]
+        if len(name) > 64:
+            raise StoreError(f"camera name {name[:20]!r}… is longer than 64 characters")
+        find = select(_cameras.c.id).where(_cameras.c.name == name)
+        with self._db(f"camera {name!r}"):
+            with self.engine.connect() as conn:
+                cid = conn.scalar(find)
+            if cid is None:
+                try:
+                    with self.engine.begin() as conn:
+                        cid = conn.execute(insert(_cameras).returning(_cameras.c.id), {"name": name}).scalar_one()
+                except IntegrityError:  # another writer created it first
+                    with self.engine.connect() as conn:
+                        cid = conn.scalar(find)
+        self._camera_ids[name] = int(cid)
+        return int(cid)
+
+    # ---- adding --------------------------------------------------------------------------------
+
+    def _event_row(self, ev: VehicleEvent) -> dict[str, Any]:
+        plate = _check_read(ev.plate, ev.score)
+        first, last = _aware(ev.first_seen, "first_seen"), _aware(ev.last_seen, "last_seen")
+        crop = self.media.save(ev.best_crop) if ev.best_crop is not None and ev.best_crop.size else None
+        frame = self.media.save(ev.frame) if ev.frame is not None and ev.frame.size else None
+        b = ev.box
+        return {
+            "kind": "event", "event_id": ev.event_id or None, "camera_id": self._camera_id(ev.camera),
+            "track_id": ev.track_id, "plate": plate, "score": float(ev.score),
+            "candidates": [c.to_dict() for c in ev.candidates], "region": ev.region,
+            "region_score": None if ev.region_score is None else float(ev.region_score),
+            "box_xmin": b.xmin, "box_ymin": b.ymin, "box_xmax": b.xmax, "box_ymax": b.ymax,
+            "source": ev.source or "",
+            "first_seen": first, "last_seen": last, "frames": int(ev.frames), "crop_path": crop,
+            "frame_path": frame, "created_at": utcnow(),
+        }
+
+    def _insert(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        with self.engine.begin() as conn:
+            result = conn.execute(insert(_reads).returning(_reads.c.id, sort_by_parameter_order=True), list(rows))
+            return [int(i) for i in result.scalars()]
+
+    def add_event(self, event: VehicleEvent) -> int:
+        """Stores one vehicle event in its own transaction; raises StoreError (nothing stored) on failure."""
+        self._maybe_retain()
+        row = self._event_row(event)
+        with self._db(f"event {event.event_id}"):
+            return self._insert([row])[0]
+
+    def add_events(self, events: Iterable[VehicleEvent], batch_size: int = 500) -> AddReport:
+        """Stores events a batch per transaction (far faster than one by one); when a batch fails,
+        its events are retried singly so one bad event costs only itself. Never raises for bad input."""
+        self._maybe_retain()
+        report = AddReport()
+        batch: list[tuple[str, dict[str, Any]]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            try:
+                report.ids.extend(self._insert([row for _, row in batch]))
+            except SQLAlchemyError:
+                for key, row in batch:
+                    try:
+                        report.ids.extend(self._insert([row]))
+                    except SQLAlchemyError as exc:
+                        report.failed.append((key, short_error(exc)))
+            batch.clear()
+
+        for i, ev in enumerate(events):
+            key = getattr(ev, "event_id", None) or f"#{i}"
+            try:
+                batch.append((key, self._event_row(ev)))
+            except (StoreError, ValueError, AttributeError, TypeError, OSError) as exc:
+                report.failed.append((key, str(exc)))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        return report
+
+    def add_image_result(self, result: ImageResult, camera: str | None = None, image: np.ndarray | None = None,
+                         *, seen: dt.datetime | None = None, keep_frame: bool = False) -> list[int]:
+        """Stores each plate of one image (one transaction for the image). With ``image`` (the BGR
+        array the result came from) the plate crops are saved; ``keep_frame`` saves the whole image too."""
+        if not result.ok or not result.results:
+            return []
+        self._maybe_retain()
+        when = _aware(seen, "seen") if seen is not None else utcnow()
+        frame = self.media.save(image) if keep_frame and image is not None else None
+        cid, rows = self._camera_id(camera), []
+        for r in result.results:
+            plate = _check_read(r.plate, r.score)
+            crop = _crop(image, r.box) if image is not None else None
+            b = r.box
+            rows.append({
+                "kind": "image", "event_id": None, "camera_id": cid, "track_id": None, "plate": plate,
+                "score": float(r.score), "candidates": [c.to_dict() for c in r.candidates], "region": r.region,
+                "region_score": None if r.region_score is None else float(r.region_score),
+                "box_xmin": b.xmin, "box_ymin": b.ymin, "box_xmax": b.xmax, "box_ymax": b.ymax,
+                "source": result.image,
+                "first_seen": when, "last_seen": when, "frames": 1, "created_at": utcnow(),
+                "crop_path": self.media.save(crop) if crop is not None else None, "frame_path": frame,
+            })
+        with self._db(f"image {result.image}"):
+            return self._insert(rows)
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def query(self, plate: str | None = None, fuzzy: int = 0, camera: str | None = None,
+              since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int | None = 100,
+              kind: str | None = None) -> list[StoredRead]:
+        """Newest first. ``fuzzy`` N matches plates within edit distance N: SQL narrows by length
+        (portable, uses no extension), Python computes the distance, so SQLite and PostgreSQL agree.
+        ``since``/``until`` select reads whose sighting overlaps that interval."""
+        if kind is not None and kind not in KINDS:
+            raise StoreError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
+        if fuzzy < 0:
+            raise StoreError("fuzzy distance must be zero or more")
+        q = (select(_reads, _cameras.c.name.label("camera_name"))
+             .select_from(_reads.outerjoin(_cameras))
+             .order_by(_reads.c.first_seen.desc(), _reads.c.id.desc()))
+        norm = normalize_plate(plate) if plate else None
+        if plate is not None and not norm:
+            raise StoreError(f"plate {plate!r} has no letters or digits")
+        if norm and fuzzy == 0:
+            q = q.where(_reads.c.plate == norm)
+        elif norm:
+            q = q.where(func.length(_reads.c.plate).between(len(norm) - fuzzy, len(norm) + fuzzy))
+        if camera is not None:
+            q = q.where(_cameras.c.name == camera)
+        if since is not None:
+            q = q.where(_reads.c.last_seen >= _aware(since, "since"))
+        if until is not None:
+            q = q.where(_reads.c.first_seen <= _aware(until, "until"))
+        if kind is not None:
+            q = q.where(_reads.c.kind == kind)
+        out: list[StoredRead] = []
+        with self._db("query"), self.engine.connect() as conn:
+            if norm and fuzzy:
+                rows: Iterable[Any] = conn.execution_options(yield_per=1000).execute(q)
+            else:
+                rows = conn.execute(q.limit(limit) if limit is not None else q)
+            for row in rows:
+                if norm and fuzzy and levenshtein(norm, row.plate, fuzzy) > fuzzy:
+                    continue
+                out.append(_stored(row))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def media_path(self, rel: str) -> Path:
+        return self.media.path(rel)
+
+    # ---- retention -----------------------------------------------------------------------------
+
+    def _maybe_retain(self) -> None:
+        if self.retention_days is None or time.monotonic() - self._retained_at < RETAIN_EVERY_S:
+            return
+        self._retained_at = time.monotonic()
+        self.purge(self.retention_days)
+
+    def purge(self, older_than_days: float, *, now: dt.datetime | None = None, sweep: bool = True,
+              grace_s: float = MEDIA_GRACE_S) -> PurgeReport:
+        """Deletes reads last seen more than ``older_than_days`` ago and the media no read uses any
+        more (images shared with a newer read stay). ``sweep`` also removes files no read ever
+        committed (left by failed inserts); files younger than ``grace_s`` are always spared."""
+        if older_than_days < 0:
+            raise StoreError("older-than must be zero or more days")
+        cutoff = (_aware(now, "now") if now else utcnow()) - dt.timedelta(days=older_than_days)
+        old = _reads.c.last_seen < cutoff
+        with self._db("purge"), self.engine.begin() as conn:
+            paths = {p for row in conn.execute(select(_reads.c.crop_path, _reads.c.frame_path).where(old))
+                     for p in row if p}
+            n_reads = conn.execute(delete(_reads).where(old)).rowcount or 0
+        with self._db("purge"), self.engine.connect() as conn:
+            if sweep:
+                candidates = set(self.media.files())
+            else:
+                candidates = paths
+            used = self._referenced(conn, candidates)
+        n_files = self.media.delete(sorted(candidates - used), older_than_s=grace_s)
+        return PurgeReport(n_reads, n_files)
+
+    @staticmethod
+    def _referenced(conn: Any, paths: set[str], chunk: int = 500) -> set[str]:
+        found: set[str] = set()
+        items = sorted(paths)
+        for i in range(0, len(items), chunk):
+            part = items[i:i + chunk]
+            q = select(_reads.c.crop_path, _reads.c.frame_path).where(
+                or_(_reads.c.crop_path.in_(part), _reads.c.frame_path.in_(part)))
+            found.update(p for row in conn.execute(q) for p in row if p)
+        return found & paths
+
+    # ---- watchlist -----------------------------------------------------------------------------
+
+    def watchlist_add(self, plate: str, fuzzy: int = 0, label: str | None = None,
+                      reason: str | None = None) -> WatchItem:
+        """Adds the plate, or updates its fuzzy distance, label and reason when already listed."""
+        norm = normalize_plate(plate)
+        if not norm or len(norm) > MAX_PLATE:
+            raise StoreError(f"watchlist plate {plate!r} is empty or too long")
+        if fuzzy < 0:
+            raise StoreError("fuzzy distance must be zero or more")
+        values = {"fuzzy": fuzzy, "label": label, "reason": reason}
+        with self._db(f"watchlist {norm}"), self.engine.begin() as conn:
+            done = conn.execute(update(_watch).where(_watch.c.plate == norm).values(**values)).rowcount
+            if not done:
+                conn.execute(insert(_watch).values(plate=norm, created_at=utcnow(), **values))
+        return next(w for w in self.watchlist() if w.plate == norm)
+
+    def watchlist_remove(self, plate: str) -> bool:
+        with self._db("watchlist"), self.engine.begin() as conn:
+            return bool(conn.execute(delete(_watch).where(_watch.c.plate == normalize_plate(plate))).rowcount)
+
+    def watchlist(self) -> list[WatchItem]:
+        with self._db("watchlist"), self.engine.connect() as conn:
+            rows = conn.execute(select(_watch).order_by(_watch.c.plate))
+            return [WatchItem(r.plate, r.fuzzy, r.label, r.reason, r.created_at) for r in rows]
+
+    def watchlist_match(self, plate: str, items: Sequence[WatchItem] | None = None) -> list[WatchItem]:
+        """Watchlist entries this plate hits; pass ``items`` to match many plates against one load."""
+        return [w for w in (self.watchlist() if items is None else items) if w.matches(plate)]
+
+
+def _stored(row: Any) -> StoredRead:
+    box = None if row.box_xmin is None else Box(row.box_xmin, row.box_ymin, row.box_xmax, row.box_ymax)
+    cands = tuple(Candidate(c["plate"], c["score"]) for c in (row.candidates or []))
+    return StoredRead(
+        id=row.id, kind=row.kind, plate=row.plate, score=row.score, camera=row.camera_name,
+        first_seen=row.first_seen, last_seen=row.last_seen, frames=row.frames, candidates=cands,
+        region=row.region, region_score=row.region_score, box=box, source=row.source, event_id=row.event_id,
+        track_id=row.track_id, crop_path=row.crop_path, frame_path=row.frame_path, created_at=row.created_at)
