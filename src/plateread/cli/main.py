@@ -7,6 +7,7 @@ import sys
 from .. import __version__, registry
 from ..imaging import ImageError
 from . import eval_cmd, read_cmd, reads_cmd
+from . import watch_cmd
 
 
 def _engines(args: argparse.Namespace) -> int:
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     read_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
     reads_cmd.add_parser(sub)
+    watch_cmd.add_parser(sub)
     p = sub.add_parser("engines", help="list the available engines")
     p.set_defaults(func=_engines)
     return parser

@@ -1,0 +1,334 @@
+"""From frames to vehicle events: detect + read each frame, track, fuse, emit once per track."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence, TextIO
+
+import cv2
+import numpy as np
+
+from ..annotate import _label
+from ..types import Box, Detection, Recognition
+from .events import VehicleEvent
+from .fusion import CharDist, Observation, ctc_char_dists, fuse
+from .sources import Frame, VideoSource, default_camera_id
+from .tracker import ByteTracker, Track
+
+log = logging.getLogger("plateread.video")
+
+Timestamp = float | dt.datetime
+
+
+def _seconds(t: Timestamp) -> float:
+    return t.timestamp() if isinstance(t, dt.datetime) else float(t)
+
+
+def _utc(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc)
+
+
+def _conf(score: float) -> float:
+    """The read score as a vote factor, floored: a recognizer that reports no confidence
+    (Tesseract gives 0) must still vote, and a confident read counts up to 10× a blind one."""
+    return 0.1 + 0.9 * min(1.0, max(0.0, float(score)))
+
+
+def sharpness(crop: np.ndarray) -> float:
+    """Variance of the Laplacian at a fixed 32 px height, so big and small crops compare."""
+    g = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    if g.size == 0:
+        return 0.0
+    g = cv2.resize(g, (max(1, round(g.shape[1] * 32 / g.shape[0])), 32))
+    return float(cv2.Laplacian(g, cv2.CV_32F).var())
+
+
+@dataclass
+class _Read:
+    time: float
+    box: Box
+    det_score: float
+    rec: Recognition
+    dists: tuple[CharDist, ...] | None
+    height: int
+    sharp: float
+
+
+@dataclass
+class _PlateTrack:
+    """What a geometric track accumulates: its reads and the best frame so far."""
+
+    reads: list[_Read] = field(default_factory=list)
+    votes: dict[str, float] = field(default_factory=dict)  # running text vote, for display
+    best_q: float = -1.0
+    best_box: Box | None = None
+    best_crop: np.ndarray | None = None
+    best_frame: np.ndarray | None = None
+
+    @property
+    def text(self) -> str:
+        return max(self.votes, key=self.votes.__getitem__) if self.votes else ""
+
+
+class PlateTracker:
+    """Feeds frames through a reader's detector + recognizer and returns ended tracks as events.
+
+    Usable frame by frame from a service: ``update(frame, timestamp)`` returns the events of
+    tracks that ended by that time, ``expire(now)`` closes tracks while no frames come, and
+    ``flush()`` ends everything (shutdown). Timestamps are epoch seconds or aware datetimes.
+    A track becomes an event only with ``min_frames`` detections and a fused score of at least
+    ``min_score``; ``keep_images`` keeps the best crop and frame in the event.
+    """
+
+    def __init__(self, reader: Any = None, *, detector: Any = None, recognizer: Any = None,
+                 camera: str = "camera", source: str = "", track_timeout: float = 1.0,
+                 min_frames: int = 2, min_score: float = 0.1, keep_images: bool = True,
+                 region_decoder: Any = None, **tracker_options: Any) -> None:
+        self.detector = detector if detector is not None else getattr(reader, "detector", None)
+        self.recognizer = recognizer if recognizer is not None else getattr(reader, "recognizer", None)
+        self.camera, self.source = camera, source
+        self.min_frames, self.min_score, self.keep_images = min_frames, min_score, keep_images
+        self.region_decoder = region_decoder if region_decoder is not None else \
+            getattr(self.recognizer, "region_decoder", None)
+        self.tracker = ByteTracker(timeout=track_timeout, **tracker_options)
+        self.events = 0
+        self.dropped_tracks = 0
+        self.visible: list[Track] = []  # tracks matched in the last frame (for drawing)
+
+    @property
+    def open_tracks(self) -> int:
+        return len(self.tracker.tracks)
+
+    def _recognize(self, crops: list[np.ndarray]) -> list[tuple[Recognition, tuple | None]]:
+        rec = self.recognizer
+        if hasattr(rec, "recognize_probs") and hasattr(rec, "decode"):
+            fps = rec.recognize_probs(crops)
+            return [(rec.decode(fp), ctc_char_dists(fp.probs, fp.charset, fp.blank)) for fp in fps]
+        return [(r, None) for r in rec.recognize(crops)]
+
+    def update(self, frame: np.ndarray, timestamp: Timestamp) -> list[VehicleEvent]:
+        """Detects and reads ``frame`` and associates it; returns the events ended by now."""
+        t = _seconds(timestamp)
+        ended = self.expire(t)  # even if the engine fails below, stale tracks end on time
+        detections = self.detector.detect(frame)
+        reads = self._recognize([d.crop for d in detections]) if detections else []
+        return ended + self.observe(frame, t, detections, reads)
+
+    def observe(self, frame: np.ndarray | None, timestamp: Timestamp,
+                detections: Sequence[Detection],
+                reads: Sequence[tuple[Recognition, tuple | None]]) -> list[VehicleEvent]:
+        """Associates detections and their reads (Recognition, per-position char dists or None)
+        made by the caller's own engine."""
+        t = _seconds(timestamp)
+        tracks, ended = self.tracker.update([d.box for d in detections],
+                                            [d.score for d in detections], t,
+                                            [r.text for r, _ in reads])
+        self.visible = []
+        for det, (rec, dists), tr in zip(detections, reads, tracks):
+            if tr is None:
+                continue
+            self.visible.append(tr)
+            pt: _PlateTrack = tr.data if tr.data is not None else _PlateTrack()
+            tr.data = pt
+            sharp = sharpness(det.crop)
+            r = _Read(t, det.box, float(det.score), rec, dists, det.box.height, sharp)
+            pt.reads.append(r)
+            if rec.text:
+                pt.votes[rec.text] = pt.votes.get(rec.text, 0.0) + det.score * rec.score
+                tr.text = pt.text
+            q = det.score * _conf(rec.score) * np.sqrt(max(1, det.box.height) * max(sharp, 1e-6)) \
+                if rec.text else -0.5
+            if q > pt.best_q:
+                pt.best_q, pt.best_box = q, det.box
+                if self.keep_images:
+                    pt.best_crop = det.crop.copy()
+                    pt.best_frame = frame.copy() if frame is not None else None
+        return self._finish(ended)
+
+    def expire(self, timestamp: Timestamp) -> list[VehicleEvent]:
+        return self._finish(self.tracker.expire(_seconds(timestamp)))
+
+    def flush(self) -> list[VehicleEvent]:
+        """Ends every open track (shutdown): nothing seen is lost."""
+        self.visible = []
+        return self._finish(self.tracker.flush())
+
+    def _finish(self, tracks: list[Track]) -> list[VehicleEvent]:
+        out = []
+        for tr in tracks:
+            ev = self._event(tr)
+            if ev is None:
+                self.dropped_tracks += 1
+            else:
+                self.events += 1
+                out.append(ev)
+        return out
+
+    def _event(self, tr: Track) -> VehicleEvent | None:
+        pt: _PlateTrack | None = tr.data
+        if pt is None or len(pt.reads) < self.min_frames:
+            return None
+        max_h = max(r.height for r in pt.reads) or 1
+        max_s = max(r.sharp for r in pt.reads) or 1.0
+        obs = [Observation(r.rec.text, r.rec.score,
+                           r.det_score * _conf(r.rec.score)
+                           * float(np.sqrt(r.height / max_h * r.sharp / max(max_s, 1e-6))),
+                           r.rec.candidates, r.dists) for r in pt.reads if r.rec.text]
+        fused = fuse(obs, self.region_decoder)
+        if not fused.text or fused.score < self.min_score:
+            return None
+        return VehicleEvent(
+            event_id=uuid.uuid4().hex, camera=self.camera, track_id=tr.id, plate=fused.text,
+            score=fused.score, first_seen=_utc(pt.reads[0].time), last_seen=_utc(pt.reads[-1].time),
+            frames=len(pt.reads), box=pt.best_box or pt.reads[-1].box, candidates=fused.candidates,
+            region=fused.region, region_score=fused.region_score, source=self.source,
+            best_crop=pt.best_crop, frame=pt.best_frame)
+
+    def draw(self, frame: np.ndarray) -> np.ndarray:
+        """A copy of ``frame`` with the tracks seen in it: box, track id, current best text."""
+        canvas = frame.copy()
+        scale = max(0.5, min(frame.shape[:2]) / 700)
+        for tr in self.visible:
+            b = tr.box()
+            color = (60, 200, 60) if tr.text else (0, 200, 255)
+            cv2.rectangle(canvas, (b.xmin, b.ymin), (b.xmax, b.ymax), color, max(2, round(scale * 2)))
+            _label(canvas, f"#{tr.id} {tr.text}".strip(), b.xmin, b.ymin, color, scale)
+        return canvas
+
+
+class StatusLine:
+    """One self-overwriting line on a terminal; silent when the stream is not a terminal."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None,
+                 every: float = 0.5) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.every, self._last, self._shown = every, 0.0, False
+
+    def update(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.enabled and (force or now - self._last >= self.every):
+            self._last, self._shown = now, True
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@dataclass
+class WatchStats:
+    frames: int = 0
+    events: int = 0
+    engine_errors: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def fps(self) -> float:
+        return self.frames / max(1e-6, time.monotonic() - self.started)
+
+
+class Watcher:
+    """A whole camera pipeline: source thread → PlateTracker → events (iterate it).
+
+    ``stop`` (a threading.Event) ends it gracefully: decoding stops, buffered frames are
+    processed, every open track is flushed as an event, the annotated video is closed.
+    """
+
+    def __init__(self, source: str | int | os.PathLike, reader: Any, *, camera: str | None = None,
+                 track_timeout: float = 1.0, min_frames: int = 2, min_score: float = 0.1,
+                 fps: float | None = None, start_time: Timestamp | None = None, live: bool | None = None,
+                 max_reconnects: int | None = None, backoff: tuple[float, float] = (0.5, 10.0),
+                 timeout: float = 5.0, queue_size: int = 8, annotate: str | None = None,
+                 status: StatusLine | None = None, stop: threading.Event | None = None,
+                 keep_images: bool = True, **tracker_options: Any) -> None:
+        # Files default to 'now' + position, so their events sort and expire (retention) like live ones.
+        start = time.time() if start_time is None else _seconds(start_time)
+        self.source = VideoSource(source, fps=fps, start_time=start, live=live,
+                                  queue_size=queue_size, max_reconnects=max_reconnects,
+                                  backoff=backoff, timeout=timeout)
+        self.tracker = PlateTracker(reader, camera=camera or default_camera_id(source),
+                                    source=str(source), track_timeout=track_timeout,
+                                    min_frames=min_frames, min_score=min_score,
+                                    keep_images=keep_images, **tracker_options)
+        self.annotate_path, self.status = annotate, status
+        self.stop = stop or threading.Event()
+        self.stats = WatchStats()
+        self._writer: cv2.VideoWriter | None = None
+
+    def _status(self, force: bool = False) -> None:
+        if self.status is not None:
+            s = self.source.stats
+            self.status.update(f"{self.stats.fps():5.1f} fps | frames {self.stats.frames} | "
+                               f"open tracks {self.tracker.open_tracks} | events {self.stats.events}"
+                               f" | dropped {self.source.dropped} | corrupt {s.corrupt}", force)
+
+    def _write(self, frame: np.ndarray) -> None:
+        if self.annotate_path is None:
+            return
+        if self._writer is None:
+            h, w = frame.shape[:2]
+            fps = self.source.fps or 10.0
+            self._writer = cv2.VideoWriter(self.annotate_path, cv2.VideoWriter_fourcc(*"mp4v"),
+                                           fps, (w, h))
+            if not self._writer.isOpened():
+                raise RuntimeError(f"cannot write the annotated video {self.annotate_path}")
+        self._writer.write(self.tracker.draw(frame))
+
+    def _process(self, frame: Frame) -> list[VehicleEvent]:
+        self.stats.frames += 1
+        try:
+            events = self.tracker.update(frame.image, frame.time)
+        except Exception as exc:  # one bad frame must not end a camera
+            self.stats.engine_errors += 1
+            log.warning("frame %d: engine error %s: %s", frame.index, type(exc).__name__, exc)
+            events = self.tracker.expire(frame.time)
+            self.tracker.visible = []
+        self._write(frame.image)
+        return events
+
+    def __iter__(self) -> Iterator[VehicleEvent]:
+        src = self.source
+        try:
+            src.start()
+            for frame in src.frames(idle=0.25):
+                if frame is None:  # idle; a live source's tracks end by the wall clock
+                    events = self.tracker.expire(time.time()) if src.live else []
+                else:
+                    events = self._process(frame)
+                self.stats.events += len(events)
+                yield from events
+                self._status()
+                if self.stop.is_set():
+                    break
+            src.stop()
+            while (frame := src._buffer.get(0)) is not None:  # the frames already in hand
+                events = self._process(frame)
+                self.stats.events += len(events)
+                yield from events
+            events = self.tracker.flush()
+            self.stats.events += len(events)
+            yield from events
+            if src.error:
+                raise RuntimeError(src.error)
+        finally:
+            src.stop()
+            src.join(1.0)
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+            self._status(force=True)
+            if self.status is not None:
+                self.status.close()
+
+
+def watch(source: str | int | os.PathLike, reader: Any, **options: Any) -> Iterator[VehicleEvent]:
+    """Events of one camera or video, one per vehicle; options as for ``Watcher``."""
+    return iter(Watcher(source, reader, **options))
