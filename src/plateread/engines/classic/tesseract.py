@@ -64,8 +64,8 @@ def clear_border_blobs(binary: np.ndarray) -> np.ndarray:
 class TesseractRecognizer:
     """Reads one line of plate text per crop with Tesseract (``--psm 7`` by default).
 
-    Score is Tesseract's mean word confidence / 100, clipped to [0, 1]; ``char_scores`` are the
-    per-symbol confidences when they line up one-to-one with the cleaned text.
+    Score is the mean per-symbol confidence / 100 when the symbols line up one-to-one with the
+    cleaned text (then also given as ``char_scores``), else the mean word confidence / 100.
     """
 
     name = "tesseract"
@@ -148,9 +148,16 @@ class TesseractRecognizer:
             mean = api.MeanTextConf()
             symbols = self._symbol_confidences(api)
         text = normalize_plate(raw)
-        score = float(np.clip(mean / 100.0, 0.0, 1.0)) if text else 0.0
         chars = tuple(c for s, c in symbols if normalize_plate(s))
         char_scores = chars if len(chars) == len(text) else ()
+        # Word confidence is often 0 on the inverted (white-on-black) input even for a clean read,
+        # while the symbol confidences stay informative: prefer their mean when they line up.
+        if not text:
+            score = 0.0
+        elif char_scores:
+            score = float(np.mean(char_scores))
+        else:
+            score = float(np.clip(mean / 100.0, 0.0, 1.0))
         return Recognition(text, score, (Candidate(text, score),) if text else (), char_scores)
 
     def _symbol_confidences(self, api: Any) -> list[tuple[str, float]]:
