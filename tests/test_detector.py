@@ -131,6 +131,7 @@ def _tiny_onnx(tmp_path: Path) -> tuple[Path, "object"]:
 
 def test_torch_onnx_parity_and_pipeline(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx", reason="ONNX export needs the onnx package (pip install plateread[train])")
     import warnings
 
     with warnings.catch_warnings():
