@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from plateread.annotate import contact_sheet
 from plateread.evaluation.dataset import iter_labelled_crops
 from plateread.registry import create_recognizer
 from plateread.text import normalize_plate
@@ -100,6 +101,9 @@ def bench(name: str, crops: dict[str, list[tuple[np.ndarray, str]]], batch: int,
             "auroc": auroc(scores, ok),
             "errors": [(t, r.text, round(r.score, 3)) for r, t, o in zip(reads, texts, ok) if not o],
         }
+        res.setdefault("error_crops", []).extend(
+            (img, f"{set_name[9:]}: {r.text or '(none)'} {r.score:.2f}", f"label: {t}")
+            for img, r, t, o in zip(imgs, reads, texts, ok) if not o)
     res["all"] = {"n": len(all_ok), "exact": float(np.mean(all_ok)) if all_ok else float("nan"),
                   "auroc": auroc(all_scores, all_ok),
                   "wrong_above_0.9": int(sum(1 for s, o in zip(all_scores, all_ok) if s > 0.9 and not o)),
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="crnn ONNX path (default: the shipped model)")
     ap.add_argument("--json", default=None, help="write the full results (with errors) here")
     ap.add_argument("--show-errors", type=int, default=0, help="print up to N wrong reads per set")
+    ap.add_argument("--errors-sheet", metavar="PNG", help="contact sheet of the first recognizer's wrong reads")
     a = ap.parse_args(argv)
     sets = tuple(a.sets)
     crops = load_crops(Path(a.data), sets)
@@ -152,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
                 for s in sets:
                     errs = r["sets"][s]["errors"][: a.show_errors]
                     print(f"  {s} errors (label, read, score): {errs}")
+    if a.errors_sheet and results and results[0].get("error_crops"):
+        tiles = results[0]["error_crops"][:48]
+        cv2.imwrite(a.errors_sheet, contact_sheet(tiles, columns=6, tile_size=(200, 90)))
+        print(f"\n{len(tiles)} wrong reads of {results[0]['recognizer']} drawn into {a.errors_sheet}",
+              file=sys.stderr)
+    for r in results:
+        r.pop("error_crops", None)
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
