@@ -271,7 +271,7 @@ class RegionDecoder:
                                   tuple((x[1], x[0] / total if total else 0.0, x[3])
                                         for x in tagged if x[1]), (), c_text)
         _, text, _, region, layout, rscore = tagged[0]
-        cps = next((d.char_probs for d in free if d.text == text), None)
+        cps = next((d.char_probs for d in free if d.text == text and d.char_probs), None)
         if cps is None:
             cps = char_probs_for(probs, text, charset, blank)
         share = tagged[0][0] / total

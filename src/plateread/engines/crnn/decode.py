@@ -83,7 +83,7 @@ def char_probs_for(probs: np.ndarray, text: str, charset: str, blank: int = 0) -
 
 
 def beam_search(probs: np.ndarray, charset: str, beam_width: int = 5, top_n: int = 5,
-                blank: int = 0, prune: float = 1e-4) -> list[Decoded]:
+                blank: int = 0, prune: float = 1e-4, all_char_probs: bool = False) -> list[Decoded]:
     """CTC prefix beam search; returns up to ``top_n`` readings, most probable first.
 
     Each prefix keeps P(ending in blank) and P(ending in a character), so "AA" needs a blank
@@ -117,5 +117,8 @@ def beam_search(probs: np.ndarray, charset: str, beam_width: int = 5, top_n: int
         if pb + pnb <= 0:  # impossible reading kept only to fill the beam
             continue
         text = "".join(_label_of(k, charset, blank) for k in prefix)
-        out.append(Decoded(text, float(pb + pnb), char_probs_for(probs, text, charset, blank)))
+        # The Viterbi pass is most of the decode time: only the best reading needs it routinely;
+        # callers wanting another candidate's per-character probs call char_probs_for.
+        cps = char_probs_for(probs, text, charset, blank) if (not out or all_char_probs) else ()
+        out.append(Decoded(text, float(pb + pnb), cps))
     return out
