@@ -55,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fonts", default=str(DEFAULT_FONTS), help="fonts folder (default ../shared/data/fonts)")
     ap.add_argument("--out", default=str(HERE / "car.jpg"))
-    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     plate = PlateRenderer(args.fonts, seed=args.seed).render("eu")
     cv2.imwrite(args.out, car_scene(plate.image), [cv2.IMWRITE_JPEG_QUALITY, 92])
