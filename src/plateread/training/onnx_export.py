@@ -1,0 +1,54 @@
+"""What every model export shares: ONNX export, a parity check against torch, the JSON card.
+
+The parity check refuses to write a model that onnxruntime runs differently from torch: a silent
+mismatch would ship a model that behaves unlike the one that was validated.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def export_checked(model: nn.Module, example: torch.Tensor, check: torch.Tensor, out: Path,
+                   outputs: Sequence[str], tol: float = 1e-3) -> float:
+    """Exports ``model`` (opset 17, dynamic batch) and returns the max abs ONNX-vs-torch diff on
+    ``check``; raises when it is not below ``tol``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # the legacy exporter's deprecation notice is expected
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (example,), str(out), opset_version=17, input_names=["input"],
+                          output_names=list(outputs), dynamo=False,
+                          dynamic_axes={n: {0: "batch"} for n in ["input", *outputs]})
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = model(check)
+    ref_list = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+    got = sess.run(list(outputs), {"input": check.numpy()})
+    diff = max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref_list, got))
+    if not diff < tol:
+        raise RuntimeError(f"ONNX and torch disagree: max abs diff {diff:.2e} > {tol}")
+    return diff
+
+
+def write_card(out: Path, meta: dict[str, Any], ck: dict[str, Any], params: int, diff: float) -> dict[str, Any]:
+    """Adds the training facts every model card carries and writes ``out`` with suffix .json."""
+    meta = {
+        **meta,
+        "params": params, "step": ck["step"], "train_minutes": round(ck["elapsed"] / 60, 1),
+        "training_command": ck.get("command", ""),
+        "exported": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "onnx_torch_max_abs_diff": diff,
+    }
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {out.with_suffix('.json')}; "
+          f"ONNX vs torch max abs diff {diff:.2e}")
+    return meta
