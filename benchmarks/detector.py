@@ -24,20 +24,13 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import DEFAULT_DATA, stamp  # noqa: E402
 
-from plateread.engines.learned.detector import LearnedDetector  # noqa: E402
+from plateread.engines.learned.detector import LearnedDetector, iou_matrix  # noqa: E402
 from plateread.evaluation.dataset import load_index  # noqa: E402
 
 SETS = ("openalpr-us", "openalpr-eu", "openalpr-br")
 BUCKETS = ((0, 40, "<40"), (40, 80, "40-80"), (80, 160, "80-160"), (160, 1e9, ">160"))
 SIZES = ((1280, 720), (1920, 1080))
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 def score_set(det: LearnedDetector, set_dir: Path, split: str) -> dict:
@@ -54,7 +47,7 @@ def score_set(det: LearnedDetector, set_dir: Path, split: str) -> dict:
         dets = det.detect(img)
         boxes = np.array([[d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax] for d in dets],
                          np.float32).reshape(-1, 4)
-        m = _iou(boxes, gts) if len(boxes) else np.zeros((0, len(gts)))
+        m = iou_matrix(boxes, gts) if len(boxes) else np.zeros((0, len(gts)))
         used: set[int] = set()
         for j in range(len(gts)):
             cand = [i for i in np.argsort(-m[:, j]) if m[i, j] >= 0.5 and i not in used] if len(boxes) else []

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
-from ..engines.learned.detector import decode, letterbox, to_tensor
+from ..engines.learned.detector import decode, iou_matrix, letterbox, to_tensor
 from .det_data import (SIZE_UNIT, STRIDE, Photo, SampleGenerator, build_targets, draw_sample,
                        load_photos, split_photos)
 from .det_model import PlateNet, count_params
@@ -106,20 +106,12 @@ def detection_loss(out: tuple[torch.Tensor, ...], t: dict[str, torch.Tensor],
     return loss, {"heat": focal.item(), "size": l_size.item(), "off": l_off.item(), "corner": l_corner.item()}
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes a (N×4) and b (M×4), x0 y0 x1 y1."""
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-
 
 def match(dets: np.ndarray, gts: np.ndarray, iou: float = 0.5) -> tuple[int, int]:
     """(labels found, detections matching no label); each label and detection used once."""
     if not len(dets) or not len(gts):
         return 0, len(dets)
-    m = _iou(dets, gts)
+    m = iou_matrix(dets, gts)
     found, used = 0, np.zeros(len(dets), bool)
     for j in np.argsort(-m.max(0)):  # labels with the clearest match first
         col = np.where(used, -1.0, m[:, j])
