@@ -2,6 +2,7 @@
 
     python benchmarks/detector.py                       # shipped model, prints a markdown table
     python benchmarks/detector.py --model runs/detector/det.onnx --json out/det.json
+    python benchmarks/detector.py --failures docs/images/detector_failures.png   # misses + false boxes
 
 Recall is also split by labelled plate width in original pixels. Timing runs the detector
 (letterbox + ONNX + decoding + crops) on test photos resized to 1280x720 and 1920x1080, with
@@ -24,6 +25,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import DEFAULT_DATA, stamp  # noqa: E402
 
+from plateread.annotate import contact_sheet  # noqa: E402
 from plateread.engines.learned.detector import LearnedDetector, iou_matrix  # noqa: E402
 from plateread.evaluation.dataset import load_index  # noqa: E402
 
@@ -33,7 +35,22 @@ SIZES = ((1280, 720), (1920, 1080))
 
 
 
-def score_set(det: LearnedDetector, set_dir: Path, split: str) -> dict:
+def failure_tile(img: np.ndarray, focus: np.ndarray, gts: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The photo around ``focus`` (x0,y0,x1,y1) with labels in green and detections in red."""
+    vis = img.copy()
+    for b in gts:
+        cv2.rectangle(vis, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (0, 200, 0), 2)
+    for b in boxes:
+        cv2.rectangle(vis, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (0, 0, 255), 2)
+    w, h = focus[2] - focus[0], focus[3] - focus[1]
+    mx, my = max(1.5 * w, 60), max(3 * h, 40)
+    x0, y0 = int(max(0, focus[0] - mx)), int(max(0, focus[1] - my))
+    x1, y1 = int(min(img.shape[1], focus[2] + mx)), int(min(img.shape[0], focus[3] + my))
+    return vis[y0:y1, x0:x1]
+
+
+def score_set(det: LearnedDetector, set_dir: Path, split: str,
+              failures: list[tuple[np.ndarray, str, str]] | None = None) -> dict:
     found = {b[2]: [0, 0] for b in BUCKETS}
     n_img = n_false = n_lab = n_found = 0
     for s in load_index(set_dir, split):
@@ -58,9 +75,16 @@ def score_set(det: LearnedDetector, set_dir: Path, split: str) -> dict:
             name = next(b[2] for b in BUCKETS if b[0] <= w < b[1])
             found[name][0] += hit
             found[name][1] += 1
+            if not hit and failures is not None:
+                best = f"best IoU {m[:, j].max():.2f}" if len(boxes) else "no detection"
+                failures.append((failure_tile(img, gts[j], gts, boxes), f"miss: {s.name}", best))
             n_found += hit
             n_lab += 1
         n_false += len(boxes) - len(used)
+        if failures is not None:
+            for i in sorted(set(range(len(boxes))) - used):
+                failures.append((failure_tile(img, boxes[i], gts, boxes), f"false: {s.name}",
+                                 f"score {dets[i].score:.2f}"))
         n_img += 1
     return {"images": n_img, "plates": n_lab, "recall": n_found / max(n_lab, 1),
             "false_per_image": n_false / max(n_img, 1),
@@ -103,6 +127,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=40, help="timed detections per size and thread count")
     ap.add_argument("--limit-timing-photos", type=int, default=10)
     ap.add_argument("--json", metavar="PATH", help="also write all figures as JSON")
+    ap.add_argument("--failures", metavar="PNG", help="write a contact sheet of misses and false detections")
+    ap.add_argument("--no-timing", action="store_true", help="accuracy only")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     try:
@@ -113,14 +139,19 @@ def main() -> int:
     report: dict = {"model": args.model or "shipped", "meta": det.meta, "threshold": args.threshold,
                     "split": args.split, "sets": {}}
     photos: list[Path] = []
+    failures: list[tuple[np.ndarray, str, str]] | None = [] if args.failures else None
     for name in args.sets:
         set_dir = Path(args.data) / name
         if not (set_dir / "index.jsonl").is_file():
             print(f"skipping {name}: {set_dir} absent", file=sys.stderr)
             continue
-        report["sets"][name] = score_set(det, set_dir, args.split)
+        report["sets"][name] = score_set(det, set_dir, args.split, failures)
         photos += [s.path for s in load_index(set_dir, args.split)][:args.limit_timing_photos]
-    report["timing"] = timing(args.model, args.threshold, photos, args.runs) if photos else {}
+    report["timing"] = timing(args.model, args.threshold, photos, args.runs) if photos and not args.no_timing else {}
+    if failures:
+        Path(args.failures).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(args.failures, contact_sheet(failures[:60], columns=5, tile_size=(240, 150)))
+        print(f"wrote {min(len(failures), 60)} of {len(failures)} failures to {args.failures}", file=sys.stderr)
 
     print(stamp())
     print(f"Detector `{det.meta.get('name', 'learned')}` v{det.meta.get('version', '?')}, input "

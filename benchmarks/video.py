@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from plateread.reader import DEFAULT_ENGINE, Reader
 from plateread.video import PlateTracker, Watcher

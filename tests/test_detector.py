@@ -168,3 +168,23 @@ def test_shipped_model_runs_and_is_registered() -> None:
     assert isinstance(dets, list)
     assert det.meta.get("input_width") and det.meta.get("training_command") is not None
     assert ld.DEFAULT_MODEL.stat().st_size < 10e6
+
+
+def test_crop_samples_keep_the_inference_plate_scale() -> None:
+    """--crop trains on windows of photos scaled for the full input: plates keep their size."""
+    from plateread.training.det_data import Photo, SampleGenerator
+    from plateread.training.render import find_fonts
+
+    if not find_fonts(Path(__file__).resolve().parents[2] / "shared" / "data" / "fonts"):
+        pytest.skip("no plate fonts for the renderer")
+    img = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), np.uint8)
+    photo = Photo("t/a.jpg", img, np.array([[900, 500, 1000, 530]], np.float32), False)
+    gen = SampleGenerator([photo], None, 320, 320, seed=3, synthetic=0.0, scale_ref=(W, H))
+    widths = []
+    for _ in range(30):
+        canvas, objs, _, _ = gen.sample()
+        assert canvas.shape == (320, 320, 3)
+        widths += [o.box[2] - o.box[0] for o in objs]
+    assert len(widths) >= 15  # crops mostly sit around a plate
+    # letterbox scale for 1280x720 into 640x384 is 0.5, times the 0.6-2x zoom (+ rotation slack)
+    assert min(widths) >= 100 * 0.5 * 0.6 * 0.9 and max(widths) <= 100 * 0.5 * 2.0 * 1.1

@@ -190,6 +190,28 @@ class PlateRenderer:
             self._text(img, (x0 + 3, int(h * 0.58), x1 - 3, int(h * 0.88)), code,
                        (255, 255, 255), self.decor_fonts[0], squeeze=0.9)
 
+    def _shield(self, img: np.ndarray, x0: int, y0: int, w: int, h: int) -> None:
+        """A coat-of-arms shield (Slovak style: red field, white double cross, blue hills).
+
+        Real SK plates carry it at the left edge or between the district code and the number; with
+        no emblem in training the OCR read it as a leading Q, O or R.
+        """
+        r = self.rng
+        if w < 4 or h < 5:
+            return
+        red = (r.randint(20, 60), r.randint(20, 60), r.randint(170, 230))
+        pts = np.array([[x0, y0], [x0 + w, y0], [x0 + w, y0 + int(h * 0.6)], [x0 + w // 2, y0 + h],
+                        [x0, y0 + int(h * 0.6)]], np.int32)
+        cv2.fillPoly(img, [pts], red, cv2.LINE_AA)
+        cv2.polylines(img, [pts], True, (235, 235, 235), max(1, w // 10), cv2.LINE_AA)
+        cx, t = x0 + w // 2, max(1, w // 8)
+        cv2.line(img, (cx, y0 + h // 8), (cx, y0 + int(h * 0.68)), (250, 250, 250), t, cv2.LINE_AA)
+        for fy, fw in ((0.25, 0.3), (0.42, 0.4)):  # the two cross bars, the lower one longer
+            y = y0 + int(h * fy)
+            cv2.line(img, (cx - int(w * fw), y), (cx + int(w * fw), y), (250, 250, 250), t, cv2.LINE_AA)
+        cv2.ellipse(img, (cx, y0 + int(h * 0.86)), (max(1, w // 3), max(1, h // 7)), 0, 180, 360,
+                    (170, 80, 20), -1, cv2.LINE_AA)
+
     def _color_dark(self) -> tuple[int, int, int]:
         r = self.rng
         return r.choice([(20, 20, 20), (30, 30, 30), (90, 30, 10), (30, 20, 120), (20, 70, 20),
@@ -235,7 +257,7 @@ class PlateRenderer:
                        decor, spacing=0.1)
         return Rendered(img, _label(text), "us")
 
-    _EU_FORMATS = {"SK": ["LL NNNLL"], "CZ": ["NLN NNNN", "NLL NNNN"],
+    _EU_FORMATS = {"SK": ["LL NNNLL", "LL-NNNLL"], "CZ": ["NLN NNNN", "NLL NNNN"],
                    "D": ["L LL NNNN", "LL L NNN", "LLL LL NN", "L L NNNN"],
                    "PL": ["LL NNNNN", "LLL NNNNL", "LL NNNLL"], "N": ["LL NNNNN"],
                    "A": ["L NNNNL", "LL NNNLL"], "F": ["LL-NNN-LL"], "I": ["LL NNNLL"],
@@ -251,7 +273,13 @@ class PlateRenderer:
         cc = r.choice(list(self._EU_FORMATS))
         pattern = r.choice(self._EU_FORMATS[cc])
         band = r.randint(40, 52)
-        self._eu_band(img, 3, 3 + band, cc)
+        emblem = cc == "SK" or r.random() < 0.06
+        if emblem and r.random() < 0.3:  # pre-2004 style: no blue band, only the shield at the left
+            self._shield(img, 10, 16, band - 14, int(h * 0.5))
+        else:
+            self._eu_band(img, 3, 3 + band, cc)
+            if emblem and r.random() < 0.6:  # the shield over the band, "SK" below it
+                self._shield(img, 10, 10, band - 14, int(h * 0.45))
         x1 = w - 10
         if cc in ("F", "I"):
             self._eu_band(img, w - 3 - band, w - 3, "")
@@ -262,13 +290,14 @@ class PlateRenderer:
         self._text(img, (band + 12, 14, x1, h - 14), text, (20, 20, 20),
                    self.din if r.random() < 0.75 else r.choice(self.plate_fonts),
                    spacing=r.uniform(0.06, 0.18), squeeze=r.uniform(0.85, 1.05))
-        if "  " in text and r.random() < 0.8:
-            m = self.din.string(text, 0.1)
+        if "  " in text and emblem and r.random() < 0.7:  # the shield between district and number
+            x = band + 12 + int((text.index("  ") + 1) / len(text) * (x1 - band - 12))
+            self._shield(img, x - 12, h // 2 - 22, 24, 40)
+        elif "  " in text and r.random() < 0.8:
             x = band + 12 + int((text.index("  ") + 1) / len(text) * (x1 - band - 12))
             cv2.circle(img, (x, h // 2 - 14), 13, r.choice([(40, 40, 200), (60, 120, 60),
                                                              (200, 120, 40)]), -1)
             cv2.circle(img, (x, h // 2 + 16), 12, (60, 60, 60), -1)
-            del m
         if cc == "A":  # red-white-red edges
             img[:8], img[-8:] = (30, 30, 200), (30, 30, 200)
         return Rendered(img, _label(text), "eu")

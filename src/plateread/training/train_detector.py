@@ -29,9 +29,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
-from ..engines.learned.detector import decode, iou_matrix, letterbox, to_tensor
+from ..engines.learned.detector import decode, letterbox, to_tensor
 from .det_data import (SIZE_UNIT, STRIDE, Photo, SampleGenerator, build_targets, draw_sample,
-                       load_photos, split_photos)
+                       load_photos, match, split_photos)
 from .det_model import PlateNet, count_params
 
 ARCHS: dict[str, dict[str, Any]] = {
@@ -48,14 +48,14 @@ class _Stream(IterableDataset):
     """Endless samples; each worker gets its own seed so workers never repeat each other."""
 
     def __init__(self, photos: list[Photo], fonts: str, width: int, height: int, seed: int,
-                 synthetic: float) -> None:
-        self.args = (photos, fonts, width, height, seed, synthetic)
+                 synthetic: float, scale_ref: tuple[int, int]) -> None:
+        self.args = (photos, fonts, width, height, seed, synthetic, scale_ref)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        photos, fonts, width, height, seed, synthetic = self.args
+        photos, fonts, width, height, seed, synthetic, scale_ref = self.args
         info = torch.utils.data.get_worker_info()
         wid = info.id if info is not None else 0
-        gen = SampleGenerator(photos, fonts, width, height, seed * 101 + wid, synthetic)
+        gen = SampleGenerator(photos, fonts, width, height, seed * 101 + wid, synthetic, scale_ref)
         while True:
             canvas, objs, ignore, partial = gen.sample()
             t = build_targets(objs, ignore, width, height)
@@ -105,21 +105,6 @@ def detection_loss(out: tuple[torch.Tensor, ...], t: dict[str, torch.Tensor],
     loss = focal + l_size + l_off + corner_weight * l_corner
     return loss, {"heat": focal.item(), "size": l_size.item(), "off": l_off.item(), "corner": l_corner.item()}
 
-
-
-def match(dets: np.ndarray, gts: np.ndarray, iou: float = 0.5) -> tuple[int, int]:
-    """(labels found, detections matching no label); each label and detection used once."""
-    if not len(dets) or not len(gts):
-        return 0, len(dets)
-    m = iou_matrix(dets, gts)
-    found, used = 0, np.zeros(len(dets), bool)
-    for j in np.argsort(-m.max(0)):  # labels with the clearest match first
-        col = np.where(used, -1.0, m[:, j])
-        i = int(np.argmax(col))
-        if col[i] >= iou:
-            used[i] = True
-            found += 1
-    return found, int(len(dets) - used.sum())
 
 
 class Validator:
@@ -195,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arch", choices=sorted(ARCHS), default="m",
                     help="network preset: m ~1.0M params, s ~0.57M (faster inference)")
     ap.add_argument("--input", default="640x384", help="WxH of the letterboxed input (multiples of 32)")
+    ap.add_argument("--crop", default="",
+                    help="train on WxH crops (multiples of 32) of samples scaled for --input; the net is "
+                         "fully convolutional, so this trades background pixels for samples per second")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=0.01)
@@ -262,7 +250,10 @@ def main(argv: list[str] | None = None) -> None:
 
     validator = Validator(val, width, height)
     epoch_size = a.epoch_size or len(train)
-    stream = _Stream(train, fonts, width, height, a.seed * 7919 + step, a.synthetic)
+    crop_w, crop_h = (int(v) for v in a.crop.lower().split("x")) if a.crop else (width, height)
+    if crop_w % 32 or crop_h % 32:
+        ap.error("--crop sides must be multiples of 32")
+    stream = _Stream(train, fonts, crop_w, crop_h, a.seed * 7919 + step, a.synthetic, (width, height))
     loader = DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=_collate,
                         multiprocessing_context="fork" if a.workers > 0 else None,
                         worker_init_fn=_worker_init if a.workers > 0 else None,

@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-resume", action="store_true", help="start fresh even if OUT/last.pt exists")
+    ap.add_argument("--init", metavar="CKPT",
+                    help="fine-tune: start from this checkpoint's weights with a fresh optimiser and "
+                         "schedule (ignored when OUT/last.pt resumes the fine-tuning run itself)")
     ap.add_argument("--export", default="src/plateread/models/ocr.onnx",
                     help="ONNX written at the end ('' to skip)")
     a = ap.parse_args(argv)
@@ -123,6 +126,12 @@ def main(argv: list[str] | None = None) -> None:
         opt.load_state_dict(ck["opt"])
         step, elapsed, best = ck["step"], ck["elapsed"], ck.get("best", -1.0)
         log(f"resumed from {ckpt_path} at step {step}, {elapsed / 60:.1f} min done")
+    elif a.init:
+        ck = torch.load(a.init, map_location="cpu", weights_only=False)
+        if ck.get("charset", charset) != charset or ck.get("config", {}).get("hidden", a.hidden) != a.hidden:
+            ap.error(f"--init {a.init} has another charset or hidden size than this run")
+        model.load_state_dict(ck["model"])
+        log(f"fine-tuning from {a.init} (its step {ck.get('step')})")
     log(f"model: {count_params(model):,} params, charset {len(charset)}")
 
     real = load_real(a.data, charset)

@@ -1,0 +1,98 @@
+"""End-to-end time per image of an engine at fixed photo sizes, on one thread and on both cores.
+
+    python benchmarks/speed.py                       # default engine, 1280x720 and 1920x1080
+    python benchmarks/speed.py --engine classic-crnn --runs 60
+
+Test photos of the labelled sets are resized to each size and JPEG-encoded once; each timed read
+starts from those JPEG bytes (decode + detect + OCR + formats), as a camera upload would. Both
+onnxruntime and OpenCV get the thread count. Prints a markdown table; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import DEFAULT_DATA, stamp  # noqa: E402
+
+from plateread import Reader, registry  # noqa: E402
+from plateread.evaluation.dataset import load_index  # noqa: E402
+from plateread.reader import DEFAULT_ENGINE  # noqa: E402
+
+SETS = ("openalpr-us", "openalpr-eu", "openalpr-br")
+SIZES = ((1280, 720), (1920, 1080))
+
+
+def sample_photos(data: Path, per_set: int, split: str = "test") -> list[np.ndarray]:
+    imgs = []
+    for name in SETS:
+        set_dir = data / name
+        if not (set_dir / "index.jsonl").is_file():
+            continue
+        for s in load_index(set_dir, split)[:per_set]:
+            img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+            if img is not None:
+                imgs.append(img)
+    return imgs
+
+
+def time_reads(reader: Reader, payloads: list[bytes], runs: int) -> tuple[list[float], int]:
+    for p in payloads[:2]:
+        reader.read(p)  # warm-up: first runs allocate onnxruntime arenas
+    times, plates = [], 0
+    for k in range(runs):
+        t = time.perf_counter()
+        res = reader.read(payloads[k % len(payloads)])
+        times.append((time.perf_counter() - t) * 1000)
+        plates += len(res.results)
+    return times, plates
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding the sets (default ../shared/data)")
+    ap.add_argument("--engine", default=DEFAULT_ENGINE)
+    ap.add_argument("--per-set", type=int, default=10, help="photos taken from each test split")
+    ap.add_argument("--runs", type=int, default=40, help="timed reads per size and thread count")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    args = ap.parse_args()
+    imgs = sample_photos(Path(args.data), args.per_set)
+    if not imgs:
+        print(f"no test photos under {args.data}", file=sys.stderr)
+        return 2
+    report = {"engine": args.engine, "photos": len(imgs), "runs": args.runs, "timing": {}}
+    for threads in args.threads:
+        cv2.setNumThreads(threads)
+        try:
+            reader = Reader(args.engine, threads=threads)
+        except registry.EngineError:  # an engine without thread settings (classic) still gets cv2's
+            reader = Reader(args.engine)
+        for w, h in SIZES:
+            payloads = [cv2.imencode(".jpg", cv2.resize(i, (w, h), interpolation=cv2.INTER_AREA),
+                                     [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for i in imgs]
+            ts, plates = time_reads(reader, payloads, args.runs)
+            report["timing"][f"{w}x{h}/{threads}"] = {
+                "median_ms": float(np.median(ts)), "p95_ms": float(np.percentile(ts, 95)),
+                "plates_per_image": plates / args.runs}
+    print(stamp())
+    print(f"Engine `{args.engine}`, {len(imgs)} test photos resized to each size, {args.runs} timed reads from "
+          "JPEG bytes per row (decode + detection + OCR).\n")
+    print("| image size | threads | median ms | p95 ms | plates / image |\n|---|---:|---:|---:|---:|")
+    for key, t in report["timing"].items():
+        size, th = key.split("/")
+        print(f"| {size} | {th} | {t['median_ms']:.1f} | {t['p95_ms']:.1f} | {t['plates_per_image']:.2f} |")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
