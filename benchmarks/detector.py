@@ -11,7 +11,6 @@ onnxruntime on 1 and 2 threads. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DEFAULT_DATA, stamp  # noqa: E402
+from report import DEFAULT_DATA, stamp, timing_table, write_json  # noqa: E402
 
 from plateread.annotate import contact_sheet  # noqa: E402
 from plateread.engines.learned.detector import LearnedDetector, iou_matrix  # noqa: E402
@@ -98,7 +97,7 @@ def timing(model: str | None, threshold: float, photos: list[Path], runs: int) -
     imgs = [i for i in imgs if i is not None]
     for threads in (1, 2):
         cv2.setNumThreads(threads)
-        det = LearnedDetector(model_path=model, threshold=threshold, threads=threads)
+        det = LearnedDetector(detector_model=model, threshold=threshold, threads=threads)
         for w, h in SIZES:
             frames = [cv2.resize(i, (w, h), interpolation=cv2.INTER_AREA) for i in imgs]
             for f in frames[:2]:
@@ -108,7 +107,7 @@ def timing(model: str | None, threshold: float, photos: list[Path], runs: int) -
                 t = time.perf_counter()
                 det.detect(frames[k % len(frames)])
                 ts.append((time.perf_counter() - t) * 1000)
-            res[f"{w}x{h}/{threads}t"] = {"median_ms": float(np.median(ts)), "p95_ms": float(np.percentile(ts, 95))}
+            res[f"{w}x{h}/{threads}"] = {"median_ms": float(np.median(ts)), "p95_ms": float(np.percentile(ts, 95))}
     cv2.setNumThreads(1)
     return res
 
@@ -132,7 +131,7 @@ def main() -> int:
     args = ap.parse_args()
     cv2.setNumThreads(1)
     try:
-        det = LearnedDetector(model_path=args.model, threshold=args.threshold, threads=1)
+        det = LearnedDetector(detector_model=args.model, threshold=args.threshold, threads=1)
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -163,13 +162,9 @@ def main() -> int:
         by = " | ".join(f"{pct(r['recall_by_width'][b[2]])} ({r['plates_by_width'][b[2]]})" for b in BUCKETS)
         print(f"| {name} | {r['images']} | {r['plates']} | {pct(r['recall'])} | {r['false_per_image']:.2f} | {by} |")
     if report["timing"]:
-        print("\n| image size | threads | median ms | p95 ms |\n|---|---:|---:|---:|")
-        for key, t in report["timing"].items():
-            size, th = key.split("/")
-            print(f"| {size} | {th[:-1]} | {t['median_ms']:.1f} | {t['p95_ms']:.1f} |")
+        print("\n" + timing_table(report["timing"]))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        write_json(args.json, report)
     return 0
 
 

@@ -65,7 +65,7 @@ def bench(name: str, crops: dict[str, list[tuple[np.ndarray, str]]], batch: int,
           model_path: str | None) -> dict:
     kwargs: dict = {"threads": 1} if name == "crnn" else {}
     if model_path and name == "crnn":
-        kwargs["model_path"] = model_path
+        kwargs["ocr_model"] = model_path
     try:
         rec = create_recognizer(name, **kwargs)
     except Exception as exc:  # noqa: BLE001 - report, do not crash the other recognizers

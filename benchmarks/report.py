@@ -47,3 +47,21 @@ def update_section(path: str | Path, key: str, body: str, title: str = "# plater
     pattern = re.compile(rf"<!-- BEGIN {re.escape(key)} -->.*?<!-- END {re.escape(key)} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def timing_table(timing: dict[str, dict[str, float]], extra: tuple[str, str] | None = None) -> str:
+    """Markdown rows for {"WxH/threads": {"median_ms", "p95_ms", ...}}; ``extra`` = (key, heading)."""
+    head = "| image size | threads | median ms | p95 ms |" + (f" {extra[1]} |" if extra else "")
+    lines = [head, "|---|---:|---:|---:|" + ("---:|" if extra else "")]
+    for key, t in timing.items():
+        size, threads = key.split("/")
+        more = f" {t[extra[0]]:.2f} |" if extra else ""
+        lines.append(f"| {size} | {threads} | {t['median_ms']:.1f} | {t['p95_ms']:.1f} |{more}")
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, data: object) -> None:
+    import json
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")

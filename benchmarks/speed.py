@@ -10,7 +10,6 @@ onnxruntime and OpenCV get the thread count. Prints a markdown table; asserts no
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DEFAULT_DATA, stamp  # noqa: E402
+from report import DEFAULT_DATA, stamp, timing_table, write_json  # noqa: E402
 
 from plateread import Reader, registry  # noqa: E402
 from plateread.evaluation.dataset import load_index  # noqa: E402
@@ -84,13 +83,9 @@ def main() -> int:
     print(stamp())
     print(f"Engine `{args.engine}`, {len(imgs)} test photos resized to each size, {args.runs} timed reads from "
           "JPEG bytes per row (decode + detection + OCR).\n")
-    print("| image size | threads | median ms | p95 ms | plates / image |\n|---|---:|---:|---:|---:|")
-    for key, t in report["timing"].items():
-        size, th = key.split("/")
-        print(f"| {size} | {th} | {t['median_ms']:.1f} | {t['p95_ms']:.1f} | {t['plates_per_image']:.2f} |")
+    print(timing_table(report["timing"], ("plates_per_image", "plates / image")))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        write_json(args.json, report)
     return 0
 
 

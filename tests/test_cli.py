@@ -154,3 +154,36 @@ def test_show_without_a_display_is_a_clear_error(capsys, monkeypatch, tmp_path, 
     path = write_image("a.png", fake_plate_image("AB1"))
     code, _, err = run_cli(capsys, "read", "--engine", "fake", "--show", str(path))
     assert code == 2 and "--show needs" in err
+
+
+def test_engine_flags_reach_only_the_parts_that_take_them():
+    import argparse
+
+    from plateread.cli.engine_options import add_engine_options, engine_options
+
+    p = argparse.ArgumentParser()
+    add_engine_options(p)
+    assert engine_options(p.parse_args([])) == {}  # defaults belong to the engines, not the CLI
+    opts = engine_options(p.parse_args(["--no-rectify", "--threads", "2", "--threshold", "0.5"]))
+    assert opts == {"rectify": False, "threads": 2, "threshold": 0.5}
+
+
+def test_plate_corners_reach_the_json_and_the_annotation():
+    from plateread import Reader
+    from plateread.annotate import annotate
+    from plateread.types import Detection
+
+    quad = ((12.0, 10.0), (90.0, 14.0), (88.0, 40.0), (10.0, 36.0))
+
+    class QuadDetector:
+        name = "quad"
+
+        def detect(self, image, debug=None):
+            return [Detection(Box(10, 10, 90, 40), 0.9, image[10:40, 10:90].copy(), corners=quad)]
+
+    img = np.full((60, 100, 3), 255, np.uint8)
+    res = Reader("fake", detector=QuadDetector()).read(img)
+    assert res.results[0].corners == quad
+    assert res.results[0].to_dict()["corners"][1] == [90.0, 14.0]
+    drawn = annotate(img, res.results)
+    assert (np.abs(drawn.astype(int) - (0, 200, 255)).sum(axis=2) < 60).any()  # the quad's colour

@@ -23,7 +23,7 @@ def recognizer() -> CrnnRecognizer:
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="CRNN model not found"):
-        CrnnRecognizer(model_path=str(tmp_path / "nope.onnx"))
+        CrnnRecognizer(ocr_model=str(tmp_path / "nope.onnx"))
 
 
 @have_model
@@ -80,7 +80,7 @@ def test_torch_onnx_parity(tmp_path: Path) -> None:
     torch.save({"model": model.state_dict(), "charset": DEFAULT_CHARSET, "step": 0, "elapsed": 0.0,
                 "config": {"hidden": 96, "height": 64, "width": 192}}, ckpt)
     export(ckpt, tmp_path / "ocr.onnx")
-    rec = CrnnRecognizer(model_path=str(tmp_path / "ocr.onnx"))
+    rec = CrnnRecognizer(ocr_model=str(tmp_path / "ocr.onnx"))
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 255, (50, 150, 3), dtype=np.uint8) for _ in range(3)]
     got = np.stack([fp.probs for fp in rec.recognize_probs(crops)])

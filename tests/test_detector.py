@@ -140,7 +140,7 @@ def test_torch_onnx_parity_and_pipeline(tmp_path: Path) -> None:
     x = torch.rand(1, 3, H, W) * 255
     with torch.no_grad():
         ref = [t.numpy() for t in model(x)]
-    det = ld.LearnedDetector(model_path=str(path), threshold=0.0, max_plates=5)
+    det = ld.LearnedDetector(detector_model=str(path), threshold=0.0, max_plates=5)
     got = det.session.run(det.outputs, {det.input_name: x.numpy()})
     assert max(float(np.abs(r - g).max()) for r, g in zip(ref, got)) < 1e-3
     sink = DebugSink()
@@ -151,7 +151,7 @@ def test_torch_onnx_parity_and_pipeline(tmp_path: Path) -> None:
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="train_detector"):
-        ld.LearnedDetector(model_path=str(tmp_path / "absent.onnx"))
+        ld.LearnedDetector(detector_model=str(tmp_path / "absent.onnx"))
 
 
 needs_model = pytest.mark.skipif(not ld.DEFAULT_MODEL.is_file(),

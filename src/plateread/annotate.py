@@ -31,6 +31,9 @@ def annotate(image: np.ndarray, reads: Sequence[PlateRead], show_score: bool = T
     for r in reads:
         b = r.box
         cv2.rectangle(canvas, (b.xmin, b.ymin), (b.xmax, b.ymax), _GREEN, max(2, round(scale * 2)))
+        if r.corners:  # the plate's own outline, which the OCR crop was rectified from
+            quad = np.array(r.corners, np.float32).round().astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(canvas, [quad], True, (0, 200, 255), max(1, round(scale)), cv2.LINE_AA)
         text = f"{r.plate} {r.score:.2f}" if show_score else r.plate
         _label(canvas, text, b.xmin, b.ymin, _GREEN, scale)
     return canvas

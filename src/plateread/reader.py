@@ -127,6 +127,7 @@ class Reader:
                     char_scores=rec.char_scores,
                     region=rec.region,
                     region_score=rec.region_score,
+                    corners=det.corners,
                 )
             )
         return tuple(reads)

@@ -91,6 +91,7 @@ class PlateRead:
     char_scores: tuple[float, ...] = ()
     region: str | None = None
     region_score: float | None = None
+    corners: tuple[tuple[float, float], ...] | None = None  # TL, TR, BR, BL when the detector gives them
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -106,6 +107,8 @@ class PlateRead:
             d["region"] = self.region
         if self.region_score is not None:
             d["region_score"] = round(float(self.region_score), 4)
+        if self.corners:
+            d["corners"] = [[round(float(x), 1), round(float(y), 1)] for x, y in self.corners]
         return d
 
 

@@ -17,6 +17,10 @@ _OPTION_FLAGS: dict[str, str] = {
     "keep": "keep",
     "region": "region",
     "threshold": "threshold",
+    "rectify": "rectify",
+    "threads": "threads",
+    "detector_model": "detector_model",
+    "ocr_model": "ocr_model",
 }
 
 
@@ -34,6 +38,12 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-ar", type=float, help="classic locator: maximum plate aspect ratio (default 5)")
     g.add_argument("--keep", type=int, help="classic locator: largest contours considered (default 5)")
     g.add_argument("--threshold", type=float, help="learned detector: minimum detection score (default 0.35)")
+    g.add_argument("--no-rectify", dest="rectify", action="store_false", default=None,
+                   help="learned detector: hand OCR the padded box instead of the plate warped upright")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="learned engines: inference threads per model (default 1; one image at a time)")
+    g.add_argument("--detector-model", metavar="ONNX", help="learned detector: another exported model")
+    g.add_argument("--ocr-model", metavar="ONNX", help="learned OCR: another exported model (its .json beside it)")
     g.add_argument("--region", metavar="REGIONS",
                    help="learned OCR: plate formats to fit, e.g. auto, us, br, de, eu or a comma list "
                         "(br,us) to prefer; 'none' for no format correction (default: none)")

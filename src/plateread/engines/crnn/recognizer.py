@@ -47,16 +47,16 @@ class CrnnRecognizer:
 
     name = "crnn"
 
-    def __init__(self, *, model_path: str | None = None, beam_width: int = 5, top_n: int = 5,
+    def __init__(self, *, ocr_model: str | None = None, beam_width: int = 5, top_n: int = 5,
                  batch_size: int = 32, threads: int = 1,
                  region: str | Sequence[str] | None = None) -> None:
-        path = Path(model_path) if model_path else DEFAULT_MODEL
+        path = Path(ocr_model) if ocr_model else DEFAULT_MODEL
         meta_path = path.with_suffix(".json")
         if not path.is_file() or not meta_path.is_file():
             raise FileNotFoundError(
                 f"CRNN model not found: need {path} and {meta_path}. Train and export it with "
                 "`python -m plateread.training.train_ocr` (see training/README.md) or pass "
-                "model_path=")
+                "ocr_model=")
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - dependency is declared

@@ -180,17 +180,17 @@ class LearnedDetector:
 
     name = "learned"
 
-    def __init__(self, *, model_path: str | None = None, threshold: float = 0.35,
+    def __init__(self, *, detector_model: str | None = None, threshold: float = 0.35,
                  nms_iou: float = 0.5, max_plates: int = 20, threads: int = 1,
                  rectify: bool = True) -> None:
         import onnxruntime as ort
 
-        path = Path(model_path) if model_path else DEFAULT_MODEL
+        path = Path(detector_model) if detector_model else DEFAULT_MODEL
         if not path.is_file():
             raise FileNotFoundError(
                 f"detector model {path} not found; train one with "
                 "`python -m plateread.training.train_detector` and export it with "
-                "`python -m plateread.training.export_detector`, or pass model_path=")
+                "`python -m plateread.training.export_detector`, or pass detector_model=")
         meta_path = path.with_suffix(".json")
         self.meta: dict[str, Any] = (json.loads(meta_path.read_text(encoding="utf-8"))
                                      if meta_path.is_file() else {})
