@@ -179,7 +179,7 @@ def test_crop_samples_keep_the_inference_plate_scale() -> None:
         pytest.skip("no plate fonts for the renderer")
     img = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), np.uint8)
     photo = Photo("t/a.jpg", img, np.array([[900, 500, 1000, 530]], np.float32), False)
-    gen = SampleGenerator([photo], None, 320, 320, seed=3, synthetic=0.0, scale_ref=(W, H))
+    gen = SampleGenerator([photo], None, 320, 320, seed=3, synthetic=0.0, scale_ref=(W, H), crop_focus=0.8)
     widths = []
     for _ in range(30):
         canvas, objs, _, _ = gen.sample()

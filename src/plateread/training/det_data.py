@@ -259,11 +259,12 @@ class SampleGenerator:
 
     def __init__(self, photos: list[Photo], fonts_dir: str | Path | None, width: int = 640,
                  height: int = 384, seed: int = 0, synthetic: float = 0.65,
-                 scale_ref: tuple[int, int] | None = None) -> None:
+                 scale_ref: tuple[int, int] | None = None, crop_focus: float = 0.5) -> None:
         if not photos:
             raise ValueError("no training photos")
         self.photos, self.width, self.height = photos, width, height
         self.scale_ref = scale_ref or (width, height)
+        self.crop_focus = crop_focus  # share of crops placed around a plate (the rest: anywhere)
         self.rng = random.Random(seed)
         self.nprng = np.random.default_rng(seed)
         self.renderer = PlateRenderer(fonts_dir, seed)
@@ -345,7 +346,7 @@ class SampleGenerator:
         sw, shh = W * s, H * s
         tx = r.uniform(min(0, self.width - sw), max(0, self.width - sw))
         ty = r.uniform(min(0, self.height - shh), max(0, self.height - shh))
-        if objs and (self.width, self.height) != (ref_w, ref_h) and r.random() < 0.8:
+        if objs and (self.width, self.height) != (ref_w, ref_h) and r.random() < self.crop_focus:
             # a crop: put a random plate's centre somewhere inside it (the rotation is small)
             cx, cy = r.choice(objs).quad.mean(0) * s
             tx = r.uniform(0.1, 0.9) * self.width - cx
@@ -385,6 +386,39 @@ class SampleGenerator:
             keep = flipped
             ignore = [np.array([self.width - b[2], b[1], self.width - b[0], b[3]]) for b in ignore]
         return canvas, keep, ignore
+
+    def _overlay(self, canvas: np.ndarray, objs: list[Obj]) -> None:
+        """A camera's burnt-in caption (date/time, camera name) in screen space: CCTV and
+        gantry frames carry them, and a model trained on plate-centred crops fired on them."""
+        r = self.rng
+        y, m, d = r.randint(2005, 2030), r.randint(1, 12), r.randint(1, 28)
+        hh, mm, ss = r.randint(0, 23), r.randint(0, 59), r.randint(0, 59)
+        text = r.choice([f"{y}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}", f"{d:02d}/{m:02d}/{y} {hh:02d}:{mm:02d}:{ss:02d}",
+                         f"{m:02d}-{d:02d}-{y} {hh % 12 + 1:02d}:{mm:02d}:{ss:02d} {r.choice(['AM', 'PM'])}",
+                         f"CAM{r.randint(1, 16):02d} {hh:02d}:{mm:02d}:{ss:02d}", f"{hh:02d}:{mm:02d}:{ss:02d}",
+                         f"{_rand_text(r)[:10]} {d:02d}.{m:02d}.{y}"])
+        font = r.choice(_HERSHEY)
+        lines = [text] if r.random() < 0.6 else text.split(" ", 1)
+        scale = r.uniform(10, 28) / 22.0
+        thick = max(1, int(round(scale * r.uniform(1, 2.5))))
+        sizes = [cv2.getTextSize(t, font, scale, thick)[0] for t in lines]
+        tw, lh = max(s[0] for s in sizes), max(s[1] for s in sizes) + 6
+        if tw >= self.width - 8:
+            return
+        x = r.choice((4, self.width - tw - 4, r.randint(4, self.width - tw - 4)))
+        y0 = r.choice((4, self.height - lh * len(lines) - 4, r.randint(4, max(4, self.height - lh * len(lines) - 4))))
+        box = np.array([x - 4, y0 - 4, x + tw + 4, y0 + lh * len(lines) + 4], np.float32)
+        if _overlaps(box, [o.box for o in objs], 0.0):
+            return
+        fg = r.choice([(255, 255, 255), (0, 255, 255), (240, 240, 240), (0, 0, 0), _color(r)])
+        if r.random() < 0.3:
+            cv2.rectangle(canvas, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])),
+                          (0, 0, 0) if sum(fg) > 300 else (255, 255, 255), -1)
+        for i, t in enumerate(lines):
+            org = (x, y0 + lh * (i + 1) - 4)
+            if r.random() < 0.4:  # outlined captions
+                cv2.putText(canvas, t, org, font, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+            cv2.putText(canvas, t, org, font, scale, fg, thick, cv2.LINE_AA)
 
     def _occlude(self, canvas: np.ndarray, objs: list[Obj]) -> None:
         r = self.rng
@@ -438,6 +472,8 @@ class SampleGenerator:
         if r.random() < 0.5:
             self._negatives(img, objs)
         canvas, objs, ignore = self._to_canvas(img, objs)
+        if r.random() < 0.25:
+            self._overlay(canvas, objs)
         self._occlude(canvas, objs)
         return self._photometric(canvas), objs[:MAX_OBJECTS], ignore, photo.partial_labels
 

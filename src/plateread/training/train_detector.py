@@ -48,14 +48,15 @@ class _Stream(IterableDataset):
     """Endless samples; each worker gets its own seed so workers never repeat each other."""
 
     def __init__(self, photos: list[Photo], fonts: str, width: int, height: int, seed: int,
-                 synthetic: float, scale_ref: tuple[int, int]) -> None:
-        self.args = (photos, fonts, width, height, seed, synthetic, scale_ref)
+                 synthetic: float, scale_ref: tuple[int, int], crop_focus: float) -> None:
+        self.args = (photos, fonts, width, height, seed, synthetic, scale_ref, crop_focus)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        photos, fonts, width, height, seed, synthetic, scale_ref = self.args
+        photos, fonts, width, height, seed, synthetic, scale_ref, crop_focus = self.args
         info = torch.utils.data.get_worker_info()
         wid = info.id if info is not None else 0
-        gen = SampleGenerator(photos, fonts, width, height, seed * 101 + wid, synthetic, scale_ref)
+        gen = SampleGenerator(photos, fonts, width, height, seed * 101 + wid, synthetic, scale_ref,
+                              crop_focus)
         while True:
             canvas, objs, ignore, partial = gen.sample()
             t = build_targets(objs, ignore, width, height)
@@ -183,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crop", default="",
                     help="train on WxH crops (multiples of 32) of samples scaled for --input; the net is "
                          "fully convolutional, so this trades background pixels for samples per second")
+    ap.add_argument("--crop-focus", type=float, default=0.5,
+                    help="share of --crop windows placed around a plate; the rest fall anywhere, which "
+                         "is where the background negatives (captions, lights, badges) are")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=0.01)
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     crop_w, crop_h = (int(v) for v in a.crop.lower().split("x")) if a.crop else (width, height)
     if crop_w % 32 or crop_h % 32:
         ap.error("--crop sides must be multiples of 32")
-    stream = _Stream(train, fonts, crop_w, crop_h, a.seed * 7919 + step, a.synthetic, (width, height))
+    stream = _Stream(train, fonts, crop_w, crop_h, a.seed * 7919 + step, a.synthetic, (width, height),
+                     a.crop_focus)
     loader = DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=_collate,
                         multiprocessing_context="fork" if a.workers > 0 else None,
                         worker_init_fn=_worker_init if a.workers > 0 else None,
