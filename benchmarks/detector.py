@@ -91,7 +91,7 @@ def score_set(det: LearnedDetector, set_dir: Path, split: str,
             "plates_by_width": {k: v[1] for k, v in found.items()}}
 
 
-def timing(model: str | None, threshold: float, photos: list[Path], runs: int) -> dict:
+def timing(model: str | None, threshold: float | None, photos: list[Path], runs: int) -> dict:
     res = {}
     imgs = [cv2.imread(str(p)) for p in photos]
     imgs = [i for i in imgs if i is not None]
@@ -120,7 +120,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding the sets (default ../shared/data)")
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
-    ap.add_argument("--threshold", type=float, default=0.35)
+    ap.add_argument("--threshold", type=float, default=None, help="default: the model's tuned threshold")
     ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--split", default="test")
     ap.add_argument("--runs", type=int, default=40, help="timed detections per size and thread count")
@@ -135,7 +135,7 @@ def main() -> int:
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2
-    report: dict = {"model": args.model or "shipped", "meta": det.meta, "threshold": args.threshold,
+    report: dict = {"model": args.model or "shipped", "meta": det.meta, "threshold": det.threshold,
                     "split": args.split, "sets": {}}
     photos: list[Path] = []
     failures: list[tuple[np.ndarray, str, str]] | None = [] if args.failures else None
@@ -154,7 +154,7 @@ def main() -> int:
 
     print(stamp())
     print(f"Detector `{det.meta.get('name', 'learned')}` v{det.meta.get('version', '?')}, input "
-          f"{det.width}x{det.height}, threshold {args.threshold}, split {args.split}.\n")
+          f"{det.width}x{det.height}, threshold {det.threshold}, split {args.split}.\n")
     heads = " | ".join(f"recall w{b[2]}" for b in BUCKETS)
     print(f"| set | images | plates | recall@0.5 | false/img | {heads} |")
     print("|---|---:|---:|---:|---:|" + "---:|" * len(BUCKETS))

@@ -34,3 +34,21 @@ def test_eval_runs_on_real_photos(capsys, tmp_path):
     assert code == 0 and "openalpr-eu" in out and "accuracy" in out
     m = json.loads((tmp_path / "m.json").read_text())["sets"]["openalpr-eu"]["metrics"]
     assert m["images"] == 5 and m["failed_images"] == 0
+
+
+@pytest.mark.parametrize("name", ["openalpr-us", "openalpr-br"])
+def test_default_engine_finds_and_reads_real_plates(name):
+    """A regression guard on 20 TRAIN photos per set (the test splits stay for measuring):
+    the shipped detector + OCR must keep finding and reading real plates."""
+    from plateread import Reader
+    from plateread.engines.learned.detector import DEFAULT_MODEL
+    from plateread.evaluation.metrics import summarize
+    from plateread.evaluation.runner import evaluate
+
+    data = require_data(name)
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"no shipped detector at {DEFAULT_MODEL}")
+    m = summarize(evaluate(Reader(), data / name, "train", show_progress=False, limit=20))
+    assert m.images == 20 and m.failed_images == 0
+    assert m.detection_recall >= 0.7, m.to_dict()  # measured 0.80 us, 1.00 br
+    assert m.accuracy >= 0.6, m.to_dict()  # measured 0.80 us, 0.95 br

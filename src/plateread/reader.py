@@ -13,7 +13,7 @@ from .imaging import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_image
 from .protocols import Detector, Recognizer
 from .types import ImageResult, PlateRead
 
-DEFAULT_ENGINE = "classic-crnn"  # the learned detector joins when it is trained (issue 4)
+DEFAULT_ENGINE = "learned"  # learned detector + CRNN OCR; "classic" stays available
 
 
 class Reader:

@@ -5,8 +5,10 @@
 
 Runs the exported model once at a low threshold on the ~10% of training photos that training
 never saw (the same CRC32 hold-out as ``train_detector``), then prints recall (IoU >= 0.5),
-precision and false detections per image for a range of thresholds. It also names the lowest
-threshold whose false detections stay within ``--max-false`` per openalpr photo.
+precision and false detections per image for a range of thresholds. It names the threshold
+with the best F1 over all held-out photos and the lowest one whose false detections stay within
+``--max-false`` per openalpr photo; ``--write`` stores the best-F1 one in the model's .json as
+its default threshold.
 Held-out openimages and ro-dashcam photos leave many plates unlabelled (other cars, distant
 ones), so their "false" detections are often real plates; the table also shows the openalpr
 photos apart, where one car fills the view.
@@ -14,6 +16,8 @@ photos apart, where one car fills the view.
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 import numpy as np
 
 from ..engines.learned.detector import LearnedDetector
@@ -27,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--max-false", type=float, default=0.05, help="false detections per image allowed")
+    ap.add_argument("--write", action="store_true", help="store the best-F1 threshold in the model's .json")
     a = ap.parse_args(argv)
     _, held = split_photos(load_photos(a.data))
     det = LearnedDetector(detector_model=a.model, threshold=min(THRESHOLDS), threads=2)
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(held)} held-out train photos, {sum(len(r[4]) for r in runs)} labelled plates\n")
     print("| threshold | recall@0.5 | precision | false / image | recall (openalpr) | false / image (openalpr) |")
     print("|---:|---:|---:|---:|---:|---:|")
-    pick = None
+    pick, best_f1 = None, (-1.0, None)
     for t in THRESHOLDS:
         found = n = false = false_one = n_one = found_one = lab_one = 0
         for _, single_car, boxes, scores, gts in runs:
@@ -50,11 +55,22 @@ def main(argv: list[str] | None = None) -> None:
                 false_one, n_one = false_one + fa, n_one + 1
                 found_one, lab_one = found_one + f, lab_one + len(gts)
         recall, fpi = found / max(n, 1), false_one / max(n_one, 1)
+        precision = found / max(found + false, 1)
+        best_f1 = max(best_f1, (2 * recall * precision / max(recall + precision, 1e-9), t))
         print(f"| {t:.2f} | {recall:.3f} | {found / max(found + false, 1):.3f} | {false / len(runs):.3f} | "
               f"{found_one / max(lab_one, 1):.3f} | {fpi:.3f} |")
         if pick is None and fpi <= a.max_false:
             pick = t
-    print(f"\nlowest threshold with <= {a.max_false} false detections per openalpr photo: {pick}")
+    print(f"\nbest F1 over all held-out photos: {best_f1[0]:.3f} at threshold {best_f1[1]}")
+    print(f"lowest threshold with <= {a.max_false} false detections per openalpr photo: {pick}")
+    if a.write:
+        meta_path = Path(det.model_path).with_suffix(".json")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["threshold"] = best_f1[1]
+        meta["threshold_rule"] = (f"best F1 ({best_f1[0]:.3f}) on {len(held)} held-out train photos; "
+                                  "python -m plateread.training.tune_detector --write")
+        meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote threshold {best_f1[1]} into {meta_path}")
 
 
 if __name__ == "__main__":

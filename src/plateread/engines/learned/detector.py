@@ -21,6 +21,7 @@ from ...types import Box, Detection
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = MODEL_DIR / "detector.onnx"
+DEFAULT_THRESHOLD = 0.35  # for a model whose .json names no tuned threshold
 PAD_VALUE = 114
 #: Box sizes are regressed as log(size / SIZE_UNIT) in letterboxed-input pixels.
 SIZE_UNIT = 16.0
@@ -180,12 +181,13 @@ class LearnedDetector:
 
     name = "learned"
 
-    def __init__(self, *, detector_model: str | None = None, threshold: float = 0.35,
+    def __init__(self, *, detector_model: str | None = None, threshold: float | None = None,
                  nms_iou: float = 0.5, max_plates: int = 20, threads: int = 1,
                  rectify: bool = True) -> None:
         import onnxruntime as ort
 
         path = Path(detector_model) if detector_model else DEFAULT_MODEL
+        self.model_path = path
         if not path.is_file():
             raise FileNotFoundError(
                 f"detector model {path} not found; train one with "
@@ -207,6 +209,9 @@ class LearnedDetector:
         self.stride = int(self.meta.get("stride", STRIDE))
         self.size_unit = float(self.meta.get("size_unit", SIZE_UNIT))
         self.outputs = ["heatmap", "size", "offset", "corners"]
+        # the model's own operating point (tuned on held-out photos) unless the caller picks one
+        if threshold is None:
+            threshold = float(self.meta.get("threshold", DEFAULT_THRESHOLD))
         self.threshold, self.nms_iou = float(threshold), float(nms_iou)
         self.max_plates, self.rectify = int(max_plates), bool(rectify)
 
