@@ -27,6 +27,7 @@ from plateread import Reader  # noqa: E402
 from plateread.engines.crnn.recognizer import CrnnRecognizer  # noqa: E402
 from plateread.evaluation.metrics import summarize  # noqa: E402
 from plateread.evaluation.runner import evaluate  # noqa: E402
+from plateread.reader import DEFAULT_ENGINE  # noqa: E402
 
 RIGHT_REGION = {"openalpr-us": "us", "openalpr-eu": "eu,gb,no,ch", "openalpr-br": "br"}
 MODES = ("none", "auto", "right")
@@ -87,7 +88,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--sets", nargs="+", default=list(RIGHT_REGION))
-    ap.add_argument("--engine", default="classic-crnn", help="engine for the end-to-end table")
+    ap.add_argument("--engine", default=DEFAULT_ENGINE, help="engine for the end-to-end table (default: the default engine)")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end table")
     ap.add_argument("--out", default=str(REPO / "docs" / "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true")

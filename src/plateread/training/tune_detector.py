@@ -63,6 +63,16 @@ def main(argv: list[str] | None = None) -> None:
             pick = t
     print(f"\nbest F1 over all held-out photos: {best_f1[0]:.3f} at threshold {best_f1[1]}")
     print(f"lowest threshold with <= {a.max_false} false detections per openalpr photo: {pick}")
+    t = best_f1[1]
+    buckets = ((0, 20, "<20"), (20, 40, "20-40"), (40, 80, "40-80"), (80, 1e9, ">=80"))
+    by = {name: [0, 0] for *_, name in buckets}
+    for _, _, boxes, scores, gts in runs:
+        for g in gts:
+            name = next(n for lo, hi, n in buckets if lo <= g[2] - g[0] < hi)
+            by[name][0] += match(boxes[scores >= t], g[None])[0]
+            by[name][1] += 1
+    print(f"recall by labelled plate width (px, photo long side <= 1280) at {t}: "
+          + ", ".join(f"{n} {f / max(c, 1):.2f} ({c})" for n, (f, c) in by.items()))
     if a.write:
         meta_path = Path(det.model_path).with_suffix(".json")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
