@@ -6,13 +6,15 @@ import sys
 
 from .. import __version__, registry
 from ..imaging import ImageError
+from ..reader import DEFAULT_ENGINE
 from . import eval_cmd, read_cmd, reads_cmd
 from . import watch_cmd
 
 
 def _engines(args: argparse.Namespace) -> int:
     for name, spec in sorted(registry.engines().items()):
-        print(f"{name:14s} detector={spec.detector:10s} recognizer={spec.recognizer:10s} {spec.description}")
+        mark = " (default)" if name == DEFAULT_ENGINE else ""
+        print(f"{name:14s} detector={spec.detector:10s} recognizer={spec.recognizer:10s} {spec.description}{mark}")
     return 0
 
 

@@ -393,7 +393,8 @@ class SampleGenerator:
         r = self.rng
         y, m, d = r.randint(2005, 2030), r.randint(1, 12), r.randint(1, 28)
         hh, mm, ss = r.randint(0, 23), r.randint(0, 59), r.randint(0, 59)
-        text = r.choice([f"{y}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}", f"{d:02d}/{m:02d}/{y} {hh:02d}:{mm:02d}:{ss:02d}",
+        text = r.choice([f"{y}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}",
+                         f"{d:02d}/{m:02d}/{y} {hh:02d}:{mm:02d}:{ss:02d}",
                          f"{m:02d}-{d:02d}-{y} {hh % 12 + 1:02d}:{mm:02d}:{ss:02d} {r.choice(['AM', 'PM'])}",
                          f"CAM{r.randint(1, 16):02d} {hh:02d}:{mm:02d}:{ss:02d}", f"{hh:02d}:{mm:02d}:{ss:02d}",
                          f"{_rand_text(r)[:10]} {d:02d}.{m:02d}.{y}"])
