@@ -20,7 +20,6 @@ import collections
 import http.server
 import json
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -31,14 +30,11 @@ import cv2
 import numpy as np
 
 from plateread.reader import DEFAULT_ENGINE, Reader
+from plateread.text import normalize_plate
 from plateread.video import PlateTracker, Watcher
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("PLATEREAD_DATA", REPO.parent / "shared" / "data"))
-
-
-def norm(text: str) -> str:
-    return re.sub(r"[^A-Z0-9]", "", text.upper())
 
 
 def clips(data: Path, limit: int | None) -> list[dict]:
@@ -61,7 +57,7 @@ def run_clip(reader: Reader, path: Path, fps: float) -> tuple[list, list[list[st
         t = i / fps
         dets = reader.detector.detect(frame)
         reads = tracker._recognize([d.crop for d in dets]) if dets else []
-        per_frame.append([norm(r.text) for r, _ in reads if r.text])
+        per_frame.append([normalize_plate(r.text) for r, _ in reads if r.text])
         events += tracker.expire(t) + tracker.observe(frame, t, dets, reads)
         i += 1
     cap.release()
@@ -71,9 +67,9 @@ def run_clip(reader: Reader, path: Path, fps: float) -> tuple[list, list[list[st
 def accuracy(reader: Reader, data: Path, limit: int | None) -> dict:
     rows = []
     for clip in clips(data, limit):
-        labels = [norm(p["text"]) for p in clip["plates"] if p.get("text")]
+        labels = [normalize_plate(p["text"]) for p in clip["plates"] if p.get("text")]
         events, per_frame = run_clip(reader, data / "nl-clips" / clip["video"], clip.get("fps", 12.0))
-        texts = [norm(e.plate) for e in events]
+        texts = [normalize_plate(e.plate) for e in events]
         counts = collections.Counter(t for f in per_frame for t in f)
         majority = counts.most_common(1)[0][0] if counts else ""
         rows.append({

@@ -1,6 +1,7 @@
 """A database of reads: cameras, per-vehicle events and image reads, a watchlist, and their media."""
 from .db import StoreError, default_url
-from .store import AddReport, PurgeReport, Store, StoredRead, WatchItem, levenshtein
+from ..text import levenshtein
+from .store import AddReport, PurgeReport, Store, StoredRead, WatchItem
 
 __all__ = ["AddReport", "PurgeReport", "Store", "StoreError", "StoredRead", "WatchItem", "default_url",
            "levenshtein"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import numpy as np
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ..text import levenshtein, normalize_plate
 from ..types import Box, Candidate, ImageResult
 from ..video.events import VehicleEvent
 from .db import ENV_MEDIA, StoreError, default_media_dir, describe, open_engine, short_error
@@ -30,28 +30,6 @@ RETAIN_EVERY_S = 3600.0     # how often a long-running writer re-applies the ret
 _reads = Read.__table__
 _cameras = Camera.__table__
 _watch = WatchEntry.__table__
-
-
-def normalize_plate(plate: str) -> str:
-    """Upper-case A–Z0–9 only, so 'ab-123' and 'AB 123' find the same vehicle."""
-    return re.sub(r"[^0-9A-Z]", "", plate.upper())
-
-
-def levenshtein(a: str, b: str, limit: int | None = None) -> int:
-    """Edit distance; with ``limit`` it stops early and returns limit + 1 once it must exceed it."""
-    if limit is not None and abs(len(a) - len(b)) > limit:
-        return limit + 1
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        if limit is not None and min(cur) > limit:
-            return limit + 1
-        prev = cur
-    return prev[-1]
 
 
 @dataclass(frozen=True)
