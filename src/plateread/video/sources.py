@@ -21,6 +21,8 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from ..imaging import ImageError, as_bgr
+
 log = logging.getLogger("plateread.video")
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -78,13 +80,10 @@ def valid_image(img: object) -> np.ndarray | None:
     """The frame as 3-channel BGR uint8, or None if it is not a usable image."""
     if not isinstance(img, np.ndarray) or img.size == 0 or img.dtype != np.uint8:
         return None
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.ndim == 3 and img.shape[2] == 3:
-        return img
-    if img.ndim == 3 and img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return None
+    try:
+        return as_bgr(img)  # the same channel rules as a photo given to ``read``
+    except ImageError:
+        return None
 
 
 def _natural_key(name: str) -> list:

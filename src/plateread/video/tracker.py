@@ -19,7 +19,7 @@ is not known yet.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -39,7 +39,6 @@ class Track:
     hits: int = 1
     text: str = ""              # current best text, an optional association cue
     data: Any = None            # the caller's per-track payload
-    matched: bool = field(default=True, repr=False)
 
     def predict(self, t: float) -> np.ndarray:
         return self.state + self.velocity * max(0.0, t - self.last_time)
