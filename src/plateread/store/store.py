@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..text import levenshtein, normalize_plate
-from ..types import Box, Candidate, ImageResult
+from ..types import Box, Candidate, ImageResult, PlateRead
 from ..video.events import VehicleEvent
 from .db import ENV_MEDIA, StoreError, default_media_dir, describe, open_engine, short_error
 from .media import MediaStore
@@ -110,6 +110,15 @@ def _check_read(plate: str, score: float) -> str:
     if not isinstance(score, (int, float)) or not math.isfinite(score):
         raise StoreError(f"plate {plate!r}: score {score!r} is not a number")
     return norm
+
+
+def _read_fields(r: VehicleEvent | PlateRead) -> dict[str, Any]:
+    """The columns an event and a per-image read fill the same way."""
+    b = r.box
+    return {"plate": _check_read(r.plate, r.score), "score": float(r.score),
+            "candidates": [c.to_dict() for c in r.candidates], "region": r.region,
+            "region_score": None if r.region_score is None else float(r.region_score),
+            "box_xmin": b.xmin, "box_ymin": b.ymin, "box_xmax": b.xmax, "box_ymax": b.ymax}
 
 
 def _crop(image: np.ndarray, box: Box) -> np.ndarray | None:
@@ -212,18 +221,13 @@ class Store:
     # ---- adding --------------------------------------------------------------------------------
 
     def _event_row(self, ev: VehicleEvent) -> dict[str, Any]:
-        plate = _check_read(ev.plate, ev.score)
+        fields = _read_fields(ev)
         first, last = _aware(ev.first_seen, "first_seen"), _aware(ev.last_seen, "last_seen")
         crop = self.media.save(ev.best_crop) if ev.best_crop is not None and ev.best_crop.size else None
         frame = self.media.save(ev.frame) if ev.frame is not None and ev.frame.size else None
-        b = ev.box
         return {
             "kind": "event", "event_id": ev.event_id or None, "camera_id": self._camera_id(ev.camera),
-            "track_id": ev.track_id, "plate": plate, "score": float(ev.score),
-            "candidates": [c.to_dict() for c in ev.candidates], "region": ev.region,
-            "region_score": None if ev.region_score is None else float(ev.region_score),
-            "box_xmin": b.xmin, "box_ymin": b.ymin, "box_xmax": b.xmax, "box_ymax": b.ymax,
-            "source": ev.source or "",
+            "track_id": ev.track_id, **fields, "source": ev.source or "",
             "first_seen": first, "last_seen": last, "frames": int(ev.frames), "crop_path": crop,
             "frame_path": frame, "created_at": utcnow(),
         }
@@ -282,14 +286,10 @@ class Store:
         frame = self.media.save(image) if keep_frame and image is not None else None
         cid, rows = self._camera_id(camera), []
         for r in result.results:
-            plate = _check_read(r.plate, r.score)
+            fields = _read_fields(r)
             crop = _crop(image, r.box) if image is not None else None
-            b = r.box
             rows.append({
-                "kind": "image", "event_id": None, "camera_id": cid, "track_id": None, "plate": plate,
-                "score": float(r.score), "candidates": [c.to_dict() for c in r.candidates], "region": r.region,
-                "region_score": None if r.region_score is None else float(r.region_score),
-                "box_xmin": b.xmin, "box_ymin": b.ymin, "box_xmax": b.xmax, "box_ymax": b.ymax,
+                "kind": "image", "event_id": None, "camera_id": cid, "track_id": None, **fields,
                 "source": result.image,
                 "first_seen": when, "last_seen": when, "frames": 1, "created_at": utcnow(),
                 "crop_path": self.media.save(crop) if crop is not None else None, "frame_path": frame,
