@@ -7,8 +7,7 @@ import sys
 from .. import __version__, registry
 from ..imaging import ImageError
 from ..reader import DEFAULT_ENGINE
-from . import eval_cmd, read_cmd, reads_cmd
-from . import watch_cmd
+from . import eval_cmd, read_cmd, reads_cmd, watch_cmd
 
 
 def _engines(args: argparse.Namespace) -> int:

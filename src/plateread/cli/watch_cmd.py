@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from .engine_options import add_engine_options, reader_from_args
+from .reads_cmd import add_db_options, open_store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,10 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--annotate", metavar="OUT.mp4", help="write a video with boxes, track ids, texts")
     o.add_argument("--store", action="store_true", help="save each event with plateread.store")
-    o.add_argument("--db", metavar="URL", help="store database URL (with --store)")
-    o.add_argument("--media", metavar="DIR", help="store folder for crops and frames (with --store)")
     o.add_argument("--status", action=argparse.BooleanOptionalAction, default=None,
                    help="live status line on stderr (default: when stderr is a terminal)")
+    add_db_options(p)
     p.set_defaults(func=run)
 
 
@@ -75,13 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     _setup_logging()
     reader = reader_from_args(args)
-    store: Any = None
-    if args.store:
-        try:
-            from ..store import Store  # another package; imported only when asked for
-        except ImportError as exc:
-            raise RuntimeError(f"--store needs plateread.store: {exc}") from exc
-        store = Store.open(args.db, args.media)
+    store = open_store(args) if args.store else None
     stop = threading.Event()
     signals: list[int] = []
 
