@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import DEFAULT_DATA, stamp, timing_table, write_json  # noqa: E402
 
 from plateread.annotate import contact_sheet  # noqa: E402
-from plateread.engines.learned.detector import LearnedDetector, iou_matrix  # noqa: E402
+from plateread.engines.learned.detector import LearnedDetector, iou_matrix, match_boxes  # noqa: E402
 from plateread.evaluation.dataset import load_index  # noqa: E402
 
 SETS = ("openalpr-us", "openalpr-eu", "openalpr-br")
@@ -63,25 +63,20 @@ def score_set(det: LearnedDetector, set_dir: Path, split: str,
         dets = det.detect(img)
         boxes = np.array([[d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax] for d in dets],
                          np.float32).reshape(-1, 4)
-        m = iou_matrix(boxes, gts) if len(boxes) else np.zeros((0, len(gts)))
-        used: set[int] = set()
-        for j in range(len(gts)):
-            cand = [i for i in np.argsort(-m[:, j]) if m[i, j] >= 0.5 and i not in used] if len(boxes) else []
-            hit = bool(cand)
-            if hit:
-                used.add(int(cand[0]))
+        hits, used = match_boxes(boxes, gts)
+        for j, hit in enumerate(hits):
             w = gts[j, 2] - gts[j, 0]
             name = next(b[2] for b in BUCKETS if b[0] <= w < b[1])
             found[name][0] += hit
             found[name][1] += 1
             if not hit and failures is not None:
-                best = f"best IoU {m[:, j].max():.2f}" if len(boxes) else "no detection"
+                best = f"best IoU {iou_matrix(boxes, gts[j:j + 1]).max():.2f}" if len(boxes) else "no detection"
                 failures.append((failure_tile(img, gts[j], gts, boxes), f"miss: {s.name}", best))
-            n_found += hit
-            n_lab += 1
-        n_false += len(boxes) - len(used)
+        n_found += int(hits.sum())
+        n_lab += len(gts)
+        n_false += int(len(boxes) - used.sum())
         if failures is not None:
-            for i in sorted(set(range(len(boxes))) - used):
+            for i in np.flatnonzero(~used):
                 failures.append((failure_tile(img, boxes[i], gts, boxes), f"false: {s.name}",
                                  f"score {dets[i].score:.2f}"))
         n_img += 1

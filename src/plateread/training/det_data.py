@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..engines.learned.detector import iou_matrix
+from ..engines.learned.detector import match_boxes
 from ..evaluation.dataset import load_index
 from .render import PlateRenderer
 
@@ -86,17 +86,8 @@ def split_photos(photos: list[Photo]) -> tuple[list[Photo], list[Photo]]:
 
 def match(dets: np.ndarray, gts: np.ndarray, iou: float = 0.5) -> tuple[int, int]:
     """(labels found, detections matching no label); each label and detection used once."""
-    if not len(dets) or not len(gts):
-        return 0, len(dets)
-    m = iou_matrix(dets, gts)
-    found, used = 0, np.zeros(len(dets), bool)
-    for j in np.argsort(-m.max(0)):  # labels with the clearest match first
-        col = np.where(used, -1.0, m[:, j])
-        i = int(np.argmax(col))
-        if col[i] >= iou:
-            used[i] = True
-            found += 1
-    return found, int(len(dets) - used.sum())
+    found, used = match_boxes(dets, gts, iou)
+    return int(found.sum()), int(len(dets) - used.sum())
 
 
 # ---- geometry helpers ---------------------------------------------------------------------

@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
 import numpy as np
 
-from ..engines.learned.detector import LearnedDetector
+from ..engines.learned.detector import LearnedDetector, match_boxes
 from .det_data import load_photos, match, split_photos
 
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
@@ -41,14 +42,14 @@ def main(argv: list[str] | None = None) -> None:
         boxes = np.array([[d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax] for d in dets], np.float32)
         scores = np.array([d.score for d in dets], np.float32)
         single_car = p.key.startswith("openalpr-")
-        runs.append((p.key.split("/")[0], single_car, boxes.reshape(-1, 4), scores, p.boxes))
-    print(f"{len(held)} held-out train photos, {sum(len(r[4]) for r in runs)} labelled plates\n")
+        runs.append((single_car, boxes.reshape(-1, 4), scores, p.boxes))
+    print(f"{len(held)} held-out train photos, {sum(len(r[3]) for r in runs)} labelled plates\n")
     print("| threshold | recall@0.5 | precision | false / image | recall (openalpr) | false / image (openalpr) |")
     print("|---:|---:|---:|---:|---:|---:|")
     pick, best_f1 = None, (-1.0, None)
     for t in THRESHOLDS:
         found = n = false = false_one = n_one = found_one = lab_one = 0
-        for _, single_car, boxes, scores, gts in runs:
+        for single_car, boxes, scores, gts in runs:
             f, fa = match(boxes[scores >= t], gts)
             found, n, false = found + f, n + len(gts), false + fa
             if single_car:
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         recall, fpi = found / max(n, 1), false_one / max(n_one, 1)
         precision = found / max(found + false, 1)
         best_f1 = max(best_f1, (2 * recall * precision / max(recall + precision, 1e-9), t))
-        print(f"| {t:.2f} | {recall:.3f} | {found / max(found + false, 1):.3f} | {false / len(runs):.3f} | "
+        print(f"| {t:.2f} | {recall:.3f} | {precision:.3f} | {false / len(runs):.3f} | "
               f"{found_one / max(lab_one, 1):.3f} | {fpi:.3f} |")
         if pick is None and fpi <= a.max_false:
             pick = t
@@ -66,10 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     t = best_f1[1]
     buckets = ((0, 20, "<20"), (20, 40, "20-40"), (40, 80, "40-80"), (80, 1e9, ">=80"))
     by = {name: [0, 0] for *_, name in buckets}
-    for _, _, boxes, scores, gts in runs:
-        for g in gts:
+    for _, boxes, scores, gts in runs:
+        hits, _ = match_boxes(boxes[scores >= t], gts)
+        for g, hit in zip(gts, hits):
             name = next(n for lo, hi, n in buckets if lo <= g[2] - g[0] < hi)
-            by[name][0] += match(boxes[scores >= t], g[None])[0]
+            by[name][0] += int(hit)
             by[name][1] += 1
     print(f"recall by labelled plate width (px, photo long side <= 1280) at {t}: "
           + ", ".join(f"{n} {f / max(c, 1):.2f} ({c})" for n, (f, c) in by.items()))

@@ -75,6 +75,21 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
+def match_boxes(dets: np.ndarray, gts: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy one-to-one matching at IoU >= ``iou``, labels with the clearest match first.
+    Returns (label found, M bools; detection used, N bools); shared by validation and benchmarks."""
+    found, used = np.zeros(len(gts), bool), np.zeros(len(dets), bool)
+    if not len(dets) or not len(gts):
+        return found, used
+    m = iou_matrix(dets, gts)
+    for j in np.argsort(-m.max(0)):
+        col = np.where(used, -1.0, m[:, j])
+        i = int(np.argmax(col))
+        if col[i] >= iou:
+            used[i] = found[j] = True
+    return found, used
+
+
 def _iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
     iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
