@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         meta["threshold"] = best_f1[1]
         meta["threshold_rule"] = (f"best F1 ({best_f1[0]:.3f}) on {len(held)} held-out train photos; "
                                   "python -m plateread.training.tune_detector --write")
-        meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         print(f"wrote threshold {best_f1[1]} into {meta_path}")
 
 
