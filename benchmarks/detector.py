@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -22,15 +21,13 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DEFAULT_DATA, stamp, timing_table, write_json  # noqa: E402
+from report import DEFAULT_DATA, SIZES, TEST_SETS, stamp, test_photos, time_calls, timing_table, write_json  # noqa: E402
 
 from plateread.annotate import contact_sheet  # noqa: E402
 from plateread.engines.learned.detector import LearnedDetector, iou_matrix, match_boxes  # noqa: E402
 from plateread.evaluation.dataset import load_index  # noqa: E402
 
-SETS = ("openalpr-us", "openalpr-eu", "openalpr-br")
 BUCKETS = ((0, 40, "<40"), (40, 80, "40-80"), (80, 160, "80-160"), (160, 1e9, ">160"))
-SIZES = ((1280, 720), (1920, 1080))
 
 
 
@@ -86,23 +83,14 @@ def score_set(det: LearnedDetector, set_dir: Path, split: str,
             "plates_by_width": {k: v[1] for k, v in found.items()}}
 
 
-def timing(model: str | None, threshold: float | None, photos: list[Path], runs: int) -> dict:
+def timing(model: str | None, threshold: float | None, imgs: list[np.ndarray], runs: int) -> dict:
     res = {}
-    imgs = [cv2.imread(str(p)) for p in photos]
-    imgs = [i for i in imgs if i is not None]
     for threads in (1, 2):
         cv2.setNumThreads(threads)
         det = LearnedDetector(detector_model=model, threshold=threshold, threads=threads)
         for w, h in SIZES:
             frames = [cv2.resize(i, (w, h), interpolation=cv2.INTER_AREA) for i in imgs]
-            for f in frames[:2]:
-                det.detect(f)  # warm-up
-            ts = []
-            for k in range(runs):
-                t = time.perf_counter()
-                det.detect(frames[k % len(frames)])
-                ts.append((time.perf_counter() - t) * 1000)
-            res[f"{w}x{h}/{threads}"] = {"median_ms": float(np.median(ts)), "p95_ms": float(np.percentile(ts, 95))}
+            res[f"{w}x{h}/{threads}"] = time_calls(det.detect, frames, runs)[0]
     cv2.setNumThreads(1)
     return res
 
@@ -116,7 +104,7 @@ def main() -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding the sets (default ../shared/data)")
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--threshold", type=float, default=None, help="default: the model's tuned threshold")
-    ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--sets", nargs="+", default=list(TEST_SETS))
     ap.add_argument("--split", default="test")
     ap.add_argument("--runs", type=int, default=40, help="timed detections per size and thread count")
     ap.add_argument("--limit-timing-photos", type=int, default=10)
@@ -132,7 +120,6 @@ def main() -> int:
         return 2
     report: dict = {"model": args.model or "shipped", "meta": det.meta, "threshold": det.threshold,
                     "split": args.split, "sets": {}}
-    photos: list[Path] = []
     failures: list[tuple[np.ndarray, str, str]] | None = [] if args.failures else None
     for name in args.sets:
         set_dir = Path(args.data) / name
@@ -140,8 +127,8 @@ def main() -> int:
             print(f"skipping {name}: {set_dir} absent", file=sys.stderr)
             continue
         report["sets"][name] = score_set(det, set_dir, args.split, failures)
-        photos += [s.path for s in load_index(set_dir, args.split)][:args.limit_timing_photos]
-    report["timing"] = timing(args.model, args.threshold, photos, args.runs) if photos and not args.no_timing else {}
+    photos = [] if args.no_timing else test_photos(args.data, args.limit_timing_photos, args.sets, args.split)
+    report["timing"] = timing(args.model, args.threshold, photos, args.runs) if photos else {}
     if failures:
         Path(args.failures).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(args.failures, contact_sheet(failures[:60], columns=5, tile_size=(240, 150)))

@@ -18,20 +18,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DEFAULT_DATA, REPO, stamp, update_section  # noqa: E402
+from report import DEFAULT_DATA, REPO, TEST_SETS, stamp, update_section  # noqa: E402
 
 from plateread import Reader, registry  # noqa: E402
 from plateread.evaluation.metrics import summarize  # noqa: E402
 from plateread.evaluation.runner import evaluate  # noqa: E402
 
-SETS = ("openalpr-us", "openalpr-eu", "openalpr-br")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding the sets (default ../shared/data)")
     ap.add_argument("--engines", nargs="+", default=sorted(registry.engines()), help="engines to run")
-    ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--sets", nargs="+", default=list(TEST_SETS))
     ap.add_argument("--split", default="test")
     ap.add_argument("--out", default=str(REPO / "docs" / "BENCHMARKS.md"))
     ap.add_argument("--json", help="also write all metrics as JSON")

@@ -24,7 +24,7 @@ from plateread.evaluation.dataset import iter_labelled_crops
 from plateread.registry import create_recognizer
 from plateread.text import normalize_plate
 
-SETS = ("openalpr-us", "openalpr-eu", "openalpr-br")
+from report import TEST_SETS as SETS  # noqa: E402  (this script's folder is on sys.path)
 
 
 def load_crops(data: Path, sets: tuple[str, ...]) -> dict[str, list[tuple[np.ndarray, str]]]:

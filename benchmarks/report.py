@@ -7,10 +7,15 @@ import platform
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
+#: The labelled test splits every accuracy benchmark reports, and the photo sizes timings use.
+TEST_SETS = ("openalpr-us", "openalpr-eu", "openalpr-br")
+SIZES = ((1280, 720), (1920, 1080))
 
 
 def machine() -> str:
@@ -65,3 +70,36 @@ def write_json(path: str | Path, data: object) -> None:
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def test_photos(data: str | Path, per_set: int, sets: Sequence[str] = TEST_SETS, split: str = "test") -> list:
+    """The first ``per_set`` decodable photos of each set's split (BGR arrays), for timings."""
+    import cv2
+
+    from plateread.evaluation.dataset import load_index
+
+    imgs = []
+    for name in sets:
+        set_dir = Path(data) / name
+        if not (set_dir / "index.jsonl").is_file():
+            continue
+        for s in load_index(set_dir, split)[:per_set]:
+            img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+            if img is not None:
+                imgs.append(img)
+    return imgs
+
+
+def time_calls(fn: Callable[[Any], Any], inputs: Sequence[Any], runs: int, warmup: int = 2) -> tuple[dict[str, float], list]:
+    """Median and p95 ms of ``runs`` calls cycling through ``inputs`` after ``warmup`` untimed ones
+    (the first calls allocate onnxruntime arenas); also returns the calls' results."""
+    import numpy as np
+
+    for x in inputs[:warmup]:
+        fn(x)
+    times, outs = [], []
+    for k in range(runs):
+        t = time.perf_counter()
+        outs.append(fn(inputs[k % len(inputs)]))
+        times.append((time.perf_counter() - t) * 1000)
+    return {"median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95))}, outs

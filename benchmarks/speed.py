@@ -11,47 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DEFAULT_DATA, stamp, timing_table, write_json  # noqa: E402
+from report import DEFAULT_DATA, SIZES, stamp, test_photos, time_calls, timing_table, write_json  # noqa: E402
 
 from plateread import Reader, registry  # noqa: E402
-from plateread.evaluation.dataset import load_index  # noqa: E402
 from plateread.reader import DEFAULT_ENGINE  # noqa: E402
-
-SETS = ("openalpr-us", "openalpr-eu", "openalpr-br")
-SIZES = ((1280, 720), (1920, 1080))
-
-
-def sample_photos(data: Path, per_set: int, split: str = "test") -> list[np.ndarray]:
-    imgs = []
-    for name in SETS:
-        set_dir = data / name
-        if not (set_dir / "index.jsonl").is_file():
-            continue
-        for s in load_index(set_dir, split)[:per_set]:
-            img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
-            if img is not None:
-                imgs.append(img)
-    return imgs
-
-
-def time_reads(reader: Reader, payloads: list[bytes], runs: int) -> tuple[list[float], int]:
-    for p in payloads[:2]:
-        reader.read(p)  # warm-up: first runs allocate onnxruntime arenas
-    times, plates = [], 0
-    for k in range(runs):
-        t = time.perf_counter()
-        res = reader.read(payloads[k % len(payloads)])
-        times.append((time.perf_counter() - t) * 1000)
-        plates += len(res.results)
-    return times, plates
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,7 +30,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = ap.parse_args()
-    imgs = sample_photos(Path(args.data), args.per_set)
+    imgs = test_photos(args.data, args.per_set)
     if not imgs:
         print(f"no test photos under {args.data}", file=sys.stderr)
         return 2
@@ -76,10 +44,9 @@ def main() -> int:
         for w, h in SIZES:
             payloads = [cv2.imencode(".jpg", cv2.resize(i, (w, h), interpolation=cv2.INTER_AREA),
                                      [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for i in imgs]
-            ts, plates = time_reads(reader, payloads, args.runs)
-            report["timing"][f"{w}x{h}/{threads}"] = {
-                "median_ms": float(np.median(ts)), "p95_ms": float(np.percentile(ts, 95)),
-                "plates_per_image": plates / args.runs}
+            stats, results = time_calls(reader.read, payloads, args.runs)  # from JPEG bytes: decode included
+            plates = sum(len(r.results) for r in results)
+            report["timing"][f"{w}x{h}/{threads}"] = {**stats, "plates_per_image": plates / args.runs}
     print(stamp())
     print(f"Engine `{args.engine}`, {len(imgs)} test photos resized to each size, {args.runs} timed reads from "
           "JPEG bytes per row (decode + detection + OCR).\n")
