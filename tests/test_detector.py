@@ -172,10 +172,11 @@ def test_shipped_model_runs_and_is_registered() -> None:
 
 def test_crop_samples_keep_the_inference_plate_scale() -> None:
     """--crop trains on windows of photos scaled for the full input: plates keep their size."""
+    from conftest import DATA_DIR
     from plateread.training.det_data import Photo, SampleGenerator
     from plateread.training.render import find_fonts
 
-    if not find_fonts(Path(__file__).resolve().parents[2] / "shared" / "data" / "fonts"):
+    if not find_fonts(DATA_DIR / "fonts"):
         pytest.skip("no plate fonts for the renderer")
     img = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), np.uint8)
     photo = Photo("t/a.jpg", img, np.array([[900, 500, 1000, 530]], np.float32), False)
