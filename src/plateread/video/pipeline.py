@@ -309,7 +309,7 @@ class Watcher:
                 if self.stop.is_set():
                     break
             src.stop()
-            while (frame := src._buffer.get(0)) is not None:  # the frames already in hand
+            for frame in src.buffered():  # the frames already in hand
                 events = self._process(frame)
                 self.stats.events += len(events)
                 yield from events

@@ -186,6 +186,11 @@ class VideoSource:
             elif idle is not None:
                 yield None
 
+    def buffered(self) -> Iterator[Frame]:
+        """The frames decoded but not yet taken (after ``stop``: what is already in hand)."""
+        while (frame := self._buffer.get(0)) is not None:
+            yield frame
+
     @property
     def dropped(self) -> int:
         return self._buffer.dropped
