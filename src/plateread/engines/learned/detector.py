@@ -67,11 +67,12 @@ class RawDetection:
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes a (N×4) and b (M×4), x0 y0 x1 y1; shared by validation and benchmarks."""
+    """IoU matrix of boxes a (N×4) and b (M×4), x0 y0 x1 y1 (inverted boxes count as empty);
+    used by NMS, the corner check, validation and the benchmarks."""
     ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
     inter = ix * iy
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
@@ -90,14 +91,6 @@ def match_boxes(dets: np.ndarray, gts: np.ndarray, iou: float = 0.5) -> tuple[np
     return found, used
 
 
-def _iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = ix * iy
-    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     """Greedy NMS, best first. Peaks are already local maxima, but a long plate can still
     produce two peaks a few cells apart whose boxes overlap heavily."""
@@ -108,7 +101,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
         keep.append(int(i))
         if order:
             rest = np.array(order)
-            order = [int(j) for j in rest[_iou_one(boxes[i], boxes[rest]) <= iou]]
+            order = [int(j) for j in rest[iou_matrix(boxes[i:i + 1], boxes[rest])[0] <= iou]]
     return keep
 
 
@@ -159,7 +152,7 @@ def plausible_quad(quad: np.ndarray, box: np.ndarray) -> bool:
     if bw <= 1 or bh <= 1 or area < 0.4 * bw * bh:
         return False
     qb = np.array([q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()])
-    return float(_iou_one(qb, np.asarray(box, np.float64)[None])[0]) >= 0.5
+    return float(iou_matrix(qb[None], np.asarray(box, np.float64)[None])[0, 0]) >= 0.5
 
 
 def rectify(image: np.ndarray, quad: np.ndarray, margin: tuple[float, float] = (0.05, 0.10),
