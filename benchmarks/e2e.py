@@ -33,13 +33,18 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "docs" / "BENCHMARKS.md"))
     ap.add_argument("--json", help="also write all metrics as JSON")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs untouched")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a Reader option for an ablation, e.g. second_look=None, zoom=False, "
+                         "plate_images=False, region='auto' (Python literals; repeatable)")
     args = ap.parse_args()
+    import ast
+    options = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in args.option)}
     cv2.setNumThreads(1)
 
     rows, everything = [], {}
     for engine in args.engines:
         try:
-            reader = Reader(engine)
+            reader = Reader(engine, **options)
         except (registry.EngineError, RuntimeError, FileNotFoundError) as exc:
             print(f"skipping engine {engine}: {exc}", file=sys.stderr)
             continue

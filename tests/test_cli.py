@@ -132,9 +132,12 @@ def test_piped_output_has_no_progress_bar(tmp_path, write_image):
 
 
 def test_classic_engine_from_the_command_line(capsys, tmp_path, write_image):
-    pytest.importorskip("tesserocr", reason="the classic engine needs tesserocr (pip install plateread[classic])")
     from drawing import cluttered_scene, draw_plate
-    from test_classic import PLATE, TEXT
+    from test_classic import PLATE, TEXT, _tesseract_ready
+
+    if not _tesseract_ready():  # tesserocr alone is not enough: it needs Tesseract's eng data
+        pytest.skip("the classic engine needs tesserocr and eng.traineddata "
+                    "(pip install plateread[classic]; apt-get install tesseract-ocr-eng)")
 
     scene, box = cluttered_scene(draw_plate(TEXT, **PLATE), seed=1)
     good = write_image("scene.png", scene)

@@ -11,7 +11,8 @@ from . import registry
 from .debug import DebugSink
 from .imaging import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_image
 from .protocols import Detector, Recognizer
-from .types import ImageResult, PlateRead
+from .second_look import DEFAULT_BOUND, alternate_crops, fuse_recognitions
+from .types import Box, Detection, ImageResult, PlateRead, Recognition
 
 DEFAULT_ENGINE = "learned"  # learned detector + CRNN OCR; "classic" stays available
 
@@ -32,11 +33,17 @@ class Reader:
         detector: str | Detector | None = None,
         recognizer: str | Recognizer | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        second_look: float | None = DEFAULT_BOUND,
+        plate_images: bool = True,
         **options: Any,
     ) -> None:
         spec = registry.engine_spec(engine)
         self.engine = engine
         self.max_pixels = max_pixels
+        # reads scored below this are re-read from other crops and fused (None: never)
+        self.second_look = second_look
+        # an input that is itself a plate (a crop an integration sends) is read whole
+        self.plate_images = plate_images
         det_name = detector if isinstance(detector, str) else spec.detector
         rec_name = recognizer if isinstance(recognizer, str) else spec.recognizer
         det_factory, rec_factory = registry.factories(det_name, rec_name)
@@ -72,14 +79,16 @@ class Reader:
         return self.read_keep(image, name=name, debug=debug)[0]
 
     def read_keep(
-        self, image: ImageSource, *, name: str | None = None, debug: DebugSink | None = None
+        self, image: ImageSource, *, name: str | None = None, debug: DebugSink | None = None,
+        crop: bool = False,
     ) -> tuple[ImageResult, np.ndarray | None]:
         """``read_safe`` that also hands back the decoded image (None on failure), so callers that
-        draw or store crops do not decode the file a second time."""
+        draw or store crops do not decode the file a second time. ``crop``: the image is one
+        plate, read whole (as ``read_plate``)."""
         start = time.perf_counter()
         label = name if name is not None else _describe(image)
         try:
-            return self._read(image, label, debug)
+            return self._read(image, label, debug, crop)
         except ImageError as exc:
             error = str(exc)
         except MemoryError:
@@ -89,11 +98,13 @@ class Reader:
         return ImageResult(label, 0, 0, (time.perf_counter() - start) * 1000.0, (), error), None
 
     def _read(
-        self, image: ImageSource, name: str | None, debug: DebugSink | None
+        self, image: ImageSource, name: str | None, debug: DebugSink | None, crop: bool = False
     ) -> tuple[ImageResult, np.ndarray]:
         start = time.perf_counter()
         bgr = load_image(image, max_pixels=self.max_pixels)
-        results = self._read_array(bgr, debug)
+        h, w = bgr.shape[:2]
+        results = (self._recognize(bgr, [Detection(Box(0, 0, w, h), 1.0, bgr)]) if crop
+                   else self._read_array(bgr, debug))
         elapsed = (time.perf_counter() - start) * 1000.0
         result = ImageResult(
             image=name if name is not None else _describe(image),
@@ -104,15 +115,35 @@ class Reader:
         )
         return result, bgr
 
+    def read_plate(self, crop: ImageSource, *, name: str | None = None) -> ImageResult:
+        """Reads an image that is already one plate (a crop), with no detection: the result has
+        at most one read, boxed as the whole image. Raises ImageError like ``read``."""
+        return self._read(crop, name, None, crop=True)[0]
+
     def read_many(self, images: Iterable[ImageSource]) -> Iterator[ImageResult]:
         for image in images:
             yield self.read_safe(image)
 
     def _read_array(self, bgr: np.ndarray, debug: DebugSink | None) -> tuple[PlateRead, ...]:
         detections = self.detector.detect(bgr, debug=debug)
+        h, w = bgr.shape[:2]
+        if self.plate_images and looks_like_plate(w, h) and not any(
+                d.box.area >= PLATE_IMAGE_COVER * w * h for d in detections):
+            # a plate-shaped little image that no detection fills: most likely the plate itself
+            # (a detector trained on scenes misses a plate that fills its whole input)
+            whole = self._recognize(bgr, [Detection(Box(0, 0, w, h), 1.0, bgr)], debug)
+            if whole and whole[0].score >= PLATE_IMAGE_MIN_SCORE:
+                return whole
         if not detections:
             return ()
+        return self._recognize(bgr, detections, debug)
+
+    def _recognize(self, bgr: np.ndarray, detections: list[Detection],
+                   debug: DebugSink | None = None) -> tuple[PlateRead, ...]:
         recognitions = self.recognizer.recognize([d.crop for d in detections], debug=debug)
+        if self.second_look is not None:
+            recognitions = [self._second_look(bgr, det, rec) if rec.score < self.second_look else rec
+                            for det, rec in zip(detections, recognitions)]
         reads = []
         for det, rec in zip(detections, recognitions):
             if not rec.text:
@@ -131,6 +162,28 @@ class Reader:
                 )
             )
         return tuple(reads)
+
+
+    def _second_look(self, bgr: np.ndarray, det: Detection, rec: Recognition) -> Recognition:
+        crops = alternate_crops(bgr, det)
+        if not crops:
+            return rec
+        others = self.recognizer.recognize(crops)
+        return fuse_recognitions([rec, *others], getattr(self.recognizer, "region_decoder", None))
+
+
+#: An image is taken for a plate crop when it is small and plate-shaped: one line (wider than
+#: 1.8:1) or two lines (square-ish) and no larger than a plate photographed close up.
+PLATE_IMAGE_MAX_SIDE = 480
+PLATE_IMAGE_COVER = 0.3      # a detection covering this much of the image is the plate itself
+PLATE_IMAGE_MIN_SCORE = 0.2  # below it, the whole-image read is noise: fall back to detections
+
+
+def looks_like_plate(width: int, height: int) -> bool:
+    if max(width, height) > PLATE_IMAGE_MAX_SIDE or min(width, height) < 8:
+        return False
+    aspect = width / height
+    return 1.8 <= aspect <= 8.0 or (0.8 <= aspect < 1.5 and max(width, height) <= 240)
 
 
 def _no_options() -> None:  # stands in for the factory of a part passed as an instance

@@ -21,6 +21,7 @@ _OPTION_FLAGS: dict[str, str] = {
     "threads": "threads",
     "detector_model": "detector_model",
     "ocr_model": "ocr_model",
+    "zoom": "zoom",
 }
 
 
@@ -46,6 +47,13 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="learned engines: inference threads per model (default 1; one image at a time)")
     g.add_argument("--detector-model", metavar="ONNX", help="learned detector: another exported model")
     g.add_argument("--ocr-model", metavar="ONNX", help="learned OCR: another exported model (its .json beside it)")
+    g.add_argument("--no-zoom", dest="zoom", action="store_false", default=None,
+                   help="learned detector: no second, zoomed pass for small unsure plates in large photos")
+    g.add_argument("--second-look", type=float, default=None, metavar="SCORE",
+                   help="re-read plates scored below SCORE from other crops and fuse the readings "
+                        "(default 0.6; 0 turns it off)")
+    g.add_argument("--no-plate-images", dest="plate_images", action="store_false", default=True,
+                   help="never read a small plate-shaped image whole when no plate is detected in it")
     g.add_argument("--region", metavar="REGIONS",
                    help="learned OCR: plate formats to fit, e.g. auto, us, br, de, eu or a comma list "
                         "(br,us) to prefer; 'none' for no format correction (default: none)")
@@ -56,4 +64,8 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def reader_from_args(args: argparse.Namespace) -> Reader:
-    return Reader(args.engine, detector=args.detector, recognizer=args.recognizer, **engine_options(args))
+    extra: dict[str, Any] = {"plate_images": args.plate_images}
+    if args.second_look is not None:
+        extra["second_look"] = args.second_look if args.second_look > 0 else None
+    return Reader(args.engine, detector=args.detector, recognizer=args.recognizer, **extra,
+                  **engine_options(args))

@@ -7,7 +7,7 @@ import sys
 from .. import __version__, registry
 from ..imaging import ImageError
 from ..reader import DEFAULT_ENGINE
-from . import eval_cmd, read_cmd, reads_cmd, watch_cmd
+from . import eval_cmd, finetune_cmd, read_cmd, reads_cmd, watch_cmd
 
 
 def _engines(args: argparse.Namespace) -> int:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_parser(sub)
     reads_cmd.add_parser(sub)
     watch_cmd.add_parser(sub)
+    finetune_cmd.add_parser(sub)
     p = sub.add_parser("engines", help="list the available engines")
     p.set_defaults(func=_engines)
     return parser

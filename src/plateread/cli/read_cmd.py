@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "images are recognised by content, not by extension.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     add_engine_options(p)
+    p.add_argument("--crops", action="store_true",
+                   help="every input is already a plate crop: read it whole, without detection")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.add_argument("--annotate", metavar="DIR", help="write copies with boxes and text drawn into DIR")
     p.add_argument("--debug", metavar="DIR", help="write every pipeline stage of every image into DIR")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         for path in progress(inputs, total=len(inputs), desc="reading", enabled=args.progress):
             name = _unique_name(path, used)
             debug = debug_root.child(name) if debug_root is not None else None
-            result, image = reader.read_keep(path, name=path, debug=debug)
+            result, image = reader.read_keep(path, name=path, debug=debug, crop=args.crops)
             if debug is not None:
                 debug.wait()
             writer.write(result)

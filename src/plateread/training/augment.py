@@ -53,6 +53,19 @@ def _dirt(rng: random.Random, img: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)
 
 
+def _stray_text(rng: random.Random, scene: np.ndarray, ox: int, oy: int, pw: int, ph: int) -> None:
+    txt = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(rng.randint(1, 3)))
+    font = rng.choice((cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_PLAIN))
+    scale = ph * rng.uniform(0.25, 0.6) / 22
+    thick = max(1, int(scale * 2))
+    (tw, th), _ = cv2.getTextSize(txt, font, scale, thick)
+    gap = int(pw * rng.uniform(0.01, 0.06))
+    x = ox - gap - tw if rng.random() < 0.5 else ox + pw + gap
+    y = oy + int(ph * rng.uniform(0.4, 0.9))
+    col = tuple(float(rng.randint(0, 255)) for _ in range(3))
+    cv2.putText(scene, txt, (x, y), font, scale, col, thick, cv2.LINE_AA)
+
+
 def place_in_scene(rng: random.Random, plate: np.ndarray) -> np.ndarray:
     """Warps the plate (perspective, rotation) into a scene and crops it with box jitter."""
     ph, pw = plate.shape[:2]
@@ -60,6 +73,8 @@ def place_in_scene(rng: random.Random, plate: np.ndarray) -> np.ndarray:
     H, W = int(ph * (1 + 2 * pad)), int(pw * (1 + 2 * pad))
     scene = _scene(rng, H, W)
     ox, oy = pw * pad, ph * pad
+    if rng.random() < 0.15:  # text just outside the plate (a sign, a badge): not in the label
+        _stray_text(rng, scene, int(ox), int(oy), pw, ph)
     src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
     s = rng.uniform(0.0, 0.12)
     dst = src + np.float32([[rng.uniform(-s, s) * pw, rng.uniform(-s, s) * ph] for _ in range(4)])

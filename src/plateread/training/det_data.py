@@ -24,11 +24,22 @@ from .render import PlateRenderer
 
 #: Real sets with boxes usable for training, and whether some plates are left unlabelled.
 TRAIN_SETS = {"openalpr-us": False, "openalpr-br": False, "ro-dashcam": False,
-              "openimages-plates": True}
+              "openimages-plates": True, "open-lpr": True, "uc3m-lp": False}
+#: Sampling weight of each source: photos are drawn source first, so a set with many frames of
+#: one camera (openalpr-us: 167 from one gantry) cannot dominate; varied, multi-country sets weigh
+#: more than single-camera ones.
+SOURCE_WEIGHTS = {"openalpr-us": 0.6, "openalpr-br": 0.5, "ro-dashcam": 0.8,
+                  "openimages-plates": 1.3, "open-lpr": 1.6, "uc3m-lp": 1.2}
+#: Photos of a ``dev`` split used for validation as they are (never trained on).
+DEV_SETS = {"open-lpr": True}
 MAX_SIDE = 1280
 STRIDE = 4
 SIZE_UNIT = 16.0
 MAX_OBJECTS = 32
+#: Random zoom of a photo around its letterbox scale: down to 0.4x, because plates far smaller
+#: than the letterboxed photo gives them (a 1600 px phone photo of a street shrinks a 40 px
+#: plate to 16 px) must still be found.
+SCALE_RANGE = (0.4, 2.0)
 CORNER_ORDER = ("top-left", "top-right", "bottom-right", "bottom-left")
 
 
@@ -57,14 +68,18 @@ def is_holdout(key: str, percent: int = 10) -> bool:
     return zlib.crc32(key.encode("utf-8")) % 100 < percent
 
 
-def load_photos(data_dir: str | Path, sets: dict[str, bool] | None = None) -> list[Photo]:
-    """Every train-split photo with at least one box, decoded and downscaled once."""
+def load_photos(data_dir: str | Path, sets: dict[str, bool] | None = None,
+                split: str | None = "train") -> list[Photo]:
+    """Every photo of ``split`` (None: every split but ``test``) with at least one box, decoded
+    and downscaled once."""
     photos = []
-    for name, partial in (sets or TRAIN_SETS).items():
+    for name, partial in (TRAIN_SETS if sets is None else sets).items():
         set_dir = Path(data_dir) / name
         if not (set_dir / "index.jsonl").is_file():
             continue
-        for s in load_index(set_dir, "train"):
+        for s in load_index(set_dir, split):
+            if s.split == "test":
+                continue
             boxes = [p.box for p in s.plates if p.box is not None]
             if not boxes:  # e.g. openalpr-br PAG5219.jpg (front view, no box)
                 continue
@@ -75,8 +90,13 @@ def load_photos(data_dir: str | Path, sets: dict[str, bool] | None = None) -> li
             if scale < 1:
                 img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             b = np.array([[bx.xmin, bx.ymin, bx.xmax, bx.ymax] for bx in boxes], np.float32) * scale
-            photos.append(Photo(f"{name}/{s.name}", img, b, partial))
+            key = f"{name}/{s.name}" if split in ("train", None) else f"{name}-{split}/{s.name}"
+            photos.append(Photo(key, img, b, partial))
     return photos
+
+
+def source_of(photo: Photo) -> str:
+    return photo.key.split("/")[0]
 
 
 def split_photos(photos: list[Photo]) -> tuple[list[Photo], list[Photo]]:
@@ -250,10 +270,18 @@ class SampleGenerator:
 
     def __init__(self, photos: list[Photo], fonts_dir: str | Path | None, width: int = 640,
                  height: int = 384, seed: int = 0, synthetic: float = 0.65,
-                 scale_ref: tuple[int, int] | None = None, crop_focus: float = 0.5) -> None:
+                 scale_ref: tuple[int, int] | None = None, crop_focus: float = 0.5,
+                 weights: dict[str, float] | None = None) -> None:
         if not photos:
             raise ValueError("no training photos")
         self.photos, self.width, self.height = photos, width, height
+        by_src: dict[str, list[Photo]] = {}
+        for p in photos:
+            by_src.setdefault(source_of(p), []).append(p)
+        self.sources = sorted(by_src)
+        self.by_src = by_src
+        w = SOURCE_WEIGHTS if weights is None else weights
+        self.source_weights = [w.get(s, 1.0) for s in self.sources]
         self.scale_ref = scale_ref or (width, height)
         self.crop_focus = crop_focus  # share of crops placed around a plate (the rest: anywhere)
         self.rng = random.Random(seed)
@@ -265,7 +293,7 @@ class SampleGenerator:
     def _plate(self) -> tuple[np.ndarray, tuple[float, float, float, float]]:
         """A rendered plate, sometimes inside a frame or bumper strip that is not the plate."""
         r = self.rng
-        img = self.renderer.render().image
+        img = self.renderer.render(decorate=False).image  # the box must be the plate, not a frame
         h, w = img.shape[:2]
         if r.random() < 0.45:
             t = int(h * r.uniform(0.04, 0.25))
@@ -332,7 +360,7 @@ class SampleGenerator:
         r = self.rng
         H, W = img.shape[:2]
         ref_w, ref_h = self.scale_ref
-        s = min(ref_w / W, ref_h / H) * math.exp(r.uniform(math.log(0.6), math.log(2.0)))
+        s = min(ref_w / W, ref_h / H) * math.exp(r.uniform(*(math.log(v) for v in SCALE_RANGE)))
         a = math.radians(r.uniform(-4, 4))
         sw, shh = W * s, H * s
         tx = r.uniform(min(0, self.width - sw), max(0, self.width - sw))
@@ -456,7 +484,8 @@ class SampleGenerator:
 
     def sample(self) -> tuple[np.ndarray, list[Obj], list[np.ndarray], bool]:
         r = self.rng
-        photo = r.choice(self.photos)
+        src = r.choices(self.sources, weights=self.source_weights)[0]
+        photo = r.choice(self.by_src[src])
         img = photo.image.copy()
         objs = [Obj(box_quad(b), False) for b in photo.boxes]
         if r.random() < self.synthetic:

@@ -32,7 +32,8 @@ def export(ckpt: str | Path, out: str | Path, tol: float = 1e-3) -> dict[str, An
     model.eval()
     out = Path(out)
     h, w = int(cfg["input_height"]), int(cfg["input_width"])
-    diff = export_checked(model, torch.rand(1, 3, h, w) * 255, torch.rand(2, 3, h, w) * 255, out, OUTPUTS, tol)
+    diff = export_checked(model, torch.rand(1, 3, h, w) * 255, torch.rand(2, 3, h, w) * 255, out, OUTPUTS, tol,
+                          spatial=True)
     meta = {
         "name": "plateread-detector", "version": VERSION, "architecture": "PlateNet (CenterNet-style)",
         "arch": cfg.get("arch"), "stages": list(cfg["stages"]), "neck": cfg["neck"], "depth": list(cfg["depth"]),

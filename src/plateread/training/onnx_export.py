@@ -17,15 +17,17 @@ from torch import nn
 
 
 def export_checked(model: nn.Module, example: torch.Tensor, check: torch.Tensor, out: Path,
-                   outputs: Sequence[str], tol: float = 1e-3) -> float:
-    """Exports ``model`` (opset 17, dynamic batch) and returns the max abs ONNX-vs-torch diff on
-    ``check``; raises when it is not below ``tol``."""
+                   outputs: Sequence[str], tol: float = 1e-3, spatial: bool = False) -> float:
+    """Exports ``model`` (opset 17, dynamic batch; with ``spatial`` also dynamic height and width,
+    for fully convolutional models run on other input sizes) and returns the max abs
+    ONNX-vs-torch diff on ``check``; raises when it is not below ``tol``."""
+    axes = {0: "batch", 2: "height", 3: "width"} if spatial else {0: "batch"}
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # the legacy exporter's deprecation notice is expected
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, (example,), str(out), opset_version=17, input_names=["input"],
                           output_names=list(outputs), dynamo=False,
-                          dynamic_axes={n: {0: "batch"} for n in ["input", *outputs]})
+                          dynamic_axes={n: axes for n in ["input", *outputs]})
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])

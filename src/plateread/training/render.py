@@ -35,9 +35,19 @@ _BR_CITIES = ("SP SAO PAULO", "RJ RIO DE JANEIRO", "MG BELO HORIZONTE", "PR CURI
 
 # layout name -> sampling weight; two-line layouts end in "2"
 LAYOUTS: dict[str, float] = {
-    "us": 0.20, "eu": 0.17, "gb": 0.04, "nl": 0.04, "br": 0.09, "mercosur": 0.07,
-    "inverse": 0.10, "in": 0.06, "moto2": 0.07, "in2": 0.07, "mercosur2": 0.04, "us2": 0.05,
+    "us": 0.17, "eu": 0.15, "gb": 0.04, "nl": 0.03, "br": 0.07, "mercosur": 0.06,
+    "inverse": 0.08, "in": 0.05, "moto2": 0.06, "in2": 0.06, "mercosur2": 0.03, "us2": 0.04,
+    "es": 0.04, "ua": 0.04, "kz": 0.03, "ru": 0.03, "ar": 0.02, "il": 0.03, "dashed": 0.02,
+    "vanity": 0.05,
 }
+#: Share of plates (any layout) drawn with a frame, screws, stray text or an emblem around or on
+#: them: none of it is in the label, and readers used to turn it into leading/trailing characters.
+DECORATE = 0.35
+_DEALERS = ("AUTOHAUS", "MOTORS", "TOYOTA", "HONDA OF", "www.cars.com", "FORD", "AUTO CENTER",
+            "DEALER", "BMW", "MERCEDES-BENZ", "NISSAN", "KIA", "VW ZENTRUM", "GARAGE", "AUTOS",
+            "SUBARU", "CHEVROLET", "RENAULT", "CITROEN", "PEUGEOT", "OPEL", "Autocentrum")
+#: Letters that a digit habit turns into look-alike digits; vanity texts use them often.
+_CONFUSABLE_LETTERS = "OIBSZDQGTLEA"
 
 
 @dataclass(frozen=True)
@@ -427,14 +437,238 @@ class PlateRenderer:
                    squeeze=r.uniform(0.8, 1.1))
         return Rendered(img, _label(top) + _label(bot), layout, lines=2)
 
-    def render(self, layout: str | None = None) -> Rendered:
-        """One plate; ``layout`` is a key of ``LAYOUTS`` or None for a weighted random pick."""
+    # ---- national layouts added for unseen countries --------------------------------------
+    def _flag_band(self, img: np.ndarray, x0: int, x1: int, colors: list[tuple[int, int, int]],
+                   code: str, vertical: bool = False) -> None:
+        """A country band: a small flag (horizontal stripes) above a country code, unlabelled."""
+        h = img.shape[0]
+        fy0, fy1 = int(h * 0.12), int(h * 0.52)
+        n = len(colors)
+        for k, c in enumerate(colors):
+            if vertical:
+                xa, xb = x0 + 3 + (x1 - x0 - 6) * k // n, x0 + 3 + (x1 - x0 - 6) * (k + 1) // n
+                img[fy0:fy1, xa:xb] = c
+            else:
+                ya, yb = fy0 + (fy1 - fy0) * k // n, fy0 + (fy1 - fy0) * (k + 1) // n
+                img[ya:yb, x0 + 3:x1 - 3] = c
+        if code:
+            self._text(img, (x0 + 2, int(h * 0.58), x1 - 2, int(h * 0.88)), code, (30, 30, 30),
+                       self.decor_fonts[0], squeeze=0.9)
+
+    def _es(self) -> Rendered:
+        """Spanish: blue E band, NNNN LLL (older provincial M NNNN LL)."""
+        r = self.rng
+        w, h = 520, 112
+        img = self._bg(w, h, (245, 245, 245), 12)
+        self._border(img, (20, 20, 20), r.randint(2, 4))
+        self._eu_band(img, 3, 48, "E")
+        pattern = r.choice(["NNNN LLL"] * 6 + ["L NNNN LL", "LL NNNN L", "LL NNNN LL"])
+        text = _fmt(r, pattern)
+        self._text(img, (58, 14, w - 12, h - 14), text, (20, 20, 20),
+                   self.din if r.random() < 0.6 else r.choice(self.plate_fonts),
+                   spacing=r.uniform(0.06, 0.2), squeeze=r.uniform(0.85, 1.05))
+        return Rendered(img, _label(text), "es")
+
+    def _ua(self) -> Rendered:
+        """Ukrainian: LL NNNN LL after a blue-over-yellow flag and UA."""
+        r = self.rng
+        w, h = 520, 112
+        img = self._bg(w, h, (245, 245, 245), 12)
+        self._border(img, (20, 20, 20), r.randint(2, 5))
+        band = r.randint(40, 52)
+        if r.random() < 0.5:
+            img[:, 3:3 + band] = (153, 51, 0)
+            self._flag_band(img, 3, 3 + band, [(183, 91, 0), (0, 213, 255)], "")
+            self._text(img, (6, int(h * 0.58), band, int(h * 0.88)), "UA", (255, 255, 255),
+                       self.decor_fonts[0])
+        else:
+            self._flag_band(img, 3, 3 + band, [(183, 91, 0), (0, 213, 255)], "UA")
+        text = _fmt(r, "LL NNNN LL")
+        self._text(img, (band + 12, 14, w - 12, h - 14), text, (20, 20, 20), r.choice(self.plate_fonts),
+                   spacing=r.uniform(0.06, 0.2), squeeze=r.uniform(0.85, 1.05))
+        return Rendered(img, _label(text), "ua")
+
+    def _kz(self) -> Rendered:
+        """Kazakh: NNN LLL NN (region in a box at the right) after a flag and KZ."""
+        r = self.rng
+        w, h = 520, 112
+        img = self._bg(w, h, (245, 245, 245), 12)
+        self._border(img, (20, 20, 20), r.randint(2, 5))
+        band = r.randint(40, 52)
+        self._flag_band(img, 3, 3 + band, [(200, 170, 0)], "KZ")
+        cv2.circle(img, (3 + band // 2, int(h * 0.32)), max(2, band // 6), (0, 200, 250), -1)
+        main, reg = _fmt(r, r.choice(["NNN LLL", "NNN LL"])), _fmt(r, "NN")
+        split = w - 110
+        cv2.line(img, (split, 6), (split, h - 6), (20, 20, 20), 3)
+        self._text(img, (band + 12, 14, split - 8, h - 14), main, (20, 20, 20), r.choice(self.plate_fonts),
+                   spacing=r.uniform(0.06, 0.2), squeeze=r.uniform(0.85, 1.05))
+        self._text(img, (split + 10, 14, w - 12, h - 14), reg, (20, 20, 20), r.choice(self.plate_fonts),
+                   spacing=0.1)
+        return Rendered(img, _label(main + reg), "kz")
+
+    def _ru(self) -> Rendered:
+        """Russian: LNNNLL, then the region digits over RUS and a tricolour."""
+        r = self.rng
+        w, h = 520, 112
+        img = self._bg(w, h, (245, 245, 245), 12)
+        self._border(img, (20, 20, 20), r.randint(3, 6))
+        split = w - 120
+        cv2.line(img, (split, 4), (split, h - 4), (20, 20, 20), 3)
+        main, reg = _fmt(r, "L NNN LL"), _fmt(r, r.choice(["NN", "NNN"]))
+        font = r.choice(self.plate_fonts)
+        self._text(img, (14, 12, split - 8, h - 10), main, (20, 20, 20), font,
+                   spacing=r.uniform(0.06, 0.2), squeeze=r.uniform(0.85, 1.05))
+        self._text(img, (split + 10, 8, w - 10, int(h * 0.68)), reg, (20, 20, 20), font, spacing=0.08)
+        self._text(img, (split + 8, int(h * 0.74), split + 60, h - 8), "RUS", (20, 20, 20),
+                   self.decor_fonts[0])
+        for k, c in enumerate([(255, 255, 255), (160, 60, 0), (30, 30, 200)]):
+            y0 = int(h * 0.74) + k * (h - 8 - int(h * 0.74)) // 3
+            img[y0:y0 + max(2, (h - 8 - int(h * 0.74)) // 3), split + 66:w - 12] = c
+        return Rendered(img, _label(main + reg), "ru")
+
+    def _ar(self) -> Rendered:
+        """Argentine pre-2016: white on black LLL NNN under ARGENTINA."""
+        r = self.rng
+        w, h = 400, 130
+        img = self._bg(w, h, (25, 25, 25), 10)
+        self._border(img, (230, 230, 230), r.randint(2, 4))
+        self._text(img, (110, 6, 290, 26), "ARGENTINA", (230, 230, 230), self.decor_fonts[0], spacing=0.2)
+        text = _fmt(r, "LLL NNN")
+        self._text(img, (16, 34, w - 16, h - 12), text, (240, 240, 240), r.choice(self.plate_fonts),
+                   spacing=r.uniform(0.08, 0.2), squeeze=r.uniform(0.8, 1.0))
+        return Rendered(img, _label(text), "ar")
+
+    def _il(self) -> Rendered:
+        """Israeli-style: yellow, numeric groups with dashes, a blue IL band."""
+        r = self.rng
+        w, h = 520, 112
+        img = self._bg(w, h, (0, 205, 250), 12)
+        self._border(img, (20, 20, 20), r.randint(2, 4))
+        x0 = 12
+        if r.random() < 0.8:
+            self._eu_band(img, 3, 48, "IL", blue=(150, 60, 10))
+            x0 = 58
+        text = _fmt(r, r.choice(["NN-NNN-NN", "NNN-NN-NNN", "NNNNNNN"]))
+        self._text(img, (x0, 14, w - 12, h - 14), text, (20, 20, 20), r.choice(self.plate_fonts),
+                   spacing=r.uniform(0.06, 0.2), squeeze=r.uniform(0.85, 1.05))
+        return Rendered(img, _label(text), "il")
+
+    def _dashed(self) -> Rendered:
+        """Numeric (and Palestinian/Gulf-style mixed) plates with dashes and a side code."""
+        r = self.rng
+        w, h = r.choice([(520, 112), (440, 140)])
+        bg = r.choice([(245, 245, 245), (240, 240, 240), (0, 200, 250), (230, 240, 245)])
+        img = self._bg(w, h, bg, 12)
+        self._border(img, (20, 20, 20), r.randint(2, 5))
+        x0 = 12
+        if r.random() < 0.5:
+            self._flag_band(img, 3, 50, [(40, 120, 20), (245, 245, 245), (20, 20, 20)],
+                            r.choice(["P", "PS", "Q", "UAE", "KSA", "OM", ""]))
+            x0 = 58
+        text = _fmt(r, r.choice(["N-NNNN-N", "NNN-NNNN", "NN-NNNN", "NNNNN", "N-NNNNN-L", "NN-NNNNN",
+                                 "L-NNNNN", "NNNN-NN"]))
+        self._text(img, (x0, 14, w - 12, h - 14), text, (20, 20, 20), r.choice(self.plate_fonts),
+                   spacing=r.uniform(0.06, 0.22), squeeze=r.uniform(0.8, 1.05))
+        return Rendered(img, _label(text), "dashed")
+
+    def _vanity_text(self) -> str:
+        """Letter-only or letter-heavy texts, rich in letters that look like digits."""
+        r = self.rng
+        n = r.randint(3, 7)
+        out = []
+        for _ in range(n):
+            u = r.random()
+            out.append(r.choice(_CONFUSABLE_LETTERS) if u < 0.45 else r.choice(LETTERS) if u < 0.92
+                       else r.choice(DIGITS))
+        return "".join(out)
+
+    def _vanity(self) -> Rendered:
+        """Personalised plates (US, GB, EU looks) whose text is mostly letters: EMOTION, FORDGT."""
+        r = self.rng
+        text = self._vanity_text()
+        style = r.random()
+        if style < 0.5:
+            w, h = 300, 150
+            img = self._bg(w, h, r.choice([(245, 245, 245), (200, 230, 250), (230, 230, 200)]), 30)
+            self._text(img, (20, 8, w - 20, 8 + r.randint(20, 30)), r.choice(_STATES), self._color_dark(),
+                       r.choice(self.decor_fonts), spacing=0.15)
+            self._text(img, (18, 44, w - 18, 44 + r.randint(60, 76)), text, self._color_dark(),
+                       r.choice(self.plate_fonts), spacing=r.uniform(0.05, 0.25), squeeze=r.uniform(0.8, 1.1),
+                       emboss=r.random() < 0.4)
+            if r.random() < 0.7:
+                self._text(img, (40, h - 26, w - 40, h - 10), r.choice(_SLOGANS), self._color_dark(),
+                           r.choice(self.decor_fonts), spacing=0.1)
+        else:
+            w, h = 520, 112
+            img = self._bg(w, h, (20, 200, 250) if r.random() < 0.3 else (245, 245, 245), 15)
+            self._border(img, (20, 20, 20), r.randint(2, 5))
+            x0 = 14
+            if r.random() < 0.6:
+                self._eu_band(img, 3, 48, r.choice(["D", "GB", "IRL", "F", "NL", "CY", "LV", ""]))
+                x0 = 58
+            self._text(img, (x0, 14, w - 14, h - 14), text, (20, 20, 20),
+                       self.din if r.random() < 0.5 else r.choice(self.plate_fonts),
+                       spacing=r.uniform(0.06, 0.2), squeeze=r.uniform(0.8, 1.05))
+        return Rendered(img, _label(text), "vanity")
+
+    # ---- things around and on a plate that are not its text -------------------------------
+    def _decorate(self, p: Rendered) -> Rendered:
+        """Adds, unlabelled: screws, a dealer frame (text above/below, a badge, letters at the
+        sides); the label stays the plate's own characters."""
+        r = self.rng
+        img = p.image.copy()
+        h, w = img.shape[:2]
+        if r.random() < 0.5:  # screws / rivets, often between characters
+            rad = max(2, h // r.randint(14, 24))
+            ys = [int(h * r.uniform(0.08, 0.2)), int(h * r.uniform(0.8, 0.92))]
+            xs = [int(w * r.uniform(0.12, 0.3)), int(w * r.uniform(0.7, 0.88))]
+            for y in ys[: r.choice((1, 2))]:
+                for x in xs:
+                    col = r.choice([(150, 150, 150), (60, 60, 60), (200, 200, 200), (30, 30, 30)])
+                    cv2.circle(img, (x, y), rad, col, -1, cv2.LINE_AA)
+                    cv2.circle(img, (x, y), rad, (20, 20, 20), 1, cv2.LINE_AA)
+        if r.random() < 0.6:  # a dealer frame around the plate
+            t_top, t_bot = int(h * r.uniform(0.08, 0.35)), int(h * r.uniform(0.1, 0.45))
+            t_side = int(h * r.uniform(0.04, 0.25))
+            color = r.choice([(15, 15, 15), (40, 40, 40), (200, 200, 200), (30, 30, 120), (160, 160, 170)])
+            img = cv2.copyMakeBorder(img, t_top, t_bot, t_side, t_side, cv2.BORDER_CONSTANT, value=color)
+            ink = (235, 235, 235) if sum(color) < 300 else (20, 20, 20)
+            H, W = img.shape[:2]
+            font = r.choice(self.decor_fonts)
+            if t_bot > 8 and r.random() < 0.8:
+                self._text(img, (t_side + int(w * 0.15), H - t_bot + 2, W - t_side - int(w * 0.15), H - 2),
+                           r.choice(_DEALERS), ink, font, spacing=0.15)
+            if t_top > 8 and r.random() < 0.4:
+                self._text(img, (t_side + int(w * 0.2), 2, W - t_side - int(w * 0.2), t_top - 2),
+                           r.choice(_DEALERS), ink, font, spacing=0.15)
+            if t_top > 10 and r.random() < 0.3:  # a round dealer badge on the frame
+                cv2.circle(img, (int(W * r.uniform(0.1, 0.9)), t_top // 2), t_top // 2 - 1,
+                           _rand_color(r), -1, cv2.LINE_AA)
+            if t_side > 6 and r.random() < 0.35:  # a letter of the frame's side text
+                side = r.choice((0, 1))
+                x0 = 1 if side == 0 else W - t_side + 1
+                self._text(img, (x0, H // 3, x0 + t_side - 2, 2 * H // 3), r.choice(LETTERS + DIGITS), ink, font)
+        return Rendered(img, p.text, p.layout, p.lines)
+
+    def render(self, layout: str | None = None, decorate: bool | None = None) -> Rendered:
+        """One plate; ``layout`` is a key of ``LAYOUTS`` or None for a weighted random pick;
+        ``decorate`` forces (or forbids) the unlabelled frame/screw/emblem extras."""
         if layout is None:
             layout = self.rng.choices(list(LAYOUTS), weights=list(LAYOUTS.values()))[0]
         fn = {"us": self._us, "eu": self._eu, "gb": self._gb, "nl": self._nl, "br": self._br,
-              "mercosur": self._mercosur, "inverse": self._inverse, "in": self._in}.get(layout)
+              "mercosur": self._mercosur, "inverse": self._inverse, "in": self._in,
+              "es": self._es, "ua": self._ua, "kz": self._kz, "ru": self._ru, "ar": self._ar,
+              "il": self._il, "dashed": self._dashed, "vanity": self._vanity}.get(layout)
         if fn is not None:
-            return fn()
-        if layout in LAYOUTS:
-            return self._two(layout)
-        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+            out = fn()
+        elif layout in LAYOUTS:
+            out = self._two(layout)
+        else:
+            raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        if decorate if decorate is not None else self.rng.random() < DECORATE:
+            out = self._decorate(out)
+        return out
+
+
+def _rand_color(r: random.Random) -> tuple[int, int, int]:
+    return r.randint(0, 255), r.randint(0, 255), r.randint(0, 255)

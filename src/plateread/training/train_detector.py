@@ -30,8 +30,8 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from ..engines.learned.detector import decode, letterbox, to_tensor
-from .det_data import (SIZE_UNIT, STRIDE, Photo, SampleGenerator, build_targets, draw_sample,
-                       load_photos, match, split_photos)
+from .det_data import (DEV_SETS, SIZE_UNIT, STRIDE, Photo, SampleGenerator, build_targets,
+                       draw_sample, load_photos, match, split_photos)
 from .det_model import PlateNet, count_params
 
 ARCHS: dict[str, dict[str, Any]] = {
@@ -198,6 +198,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-resume", action="store_true", help="start fresh even if OUT/last.pt exists")
+    ap.add_argument("--init", metavar="CKPT",
+                    help="fine-tune: start from this checkpoint's weights (and architecture) with a fresh "
+                         "optimiser and schedule (ignored when OUT/last.pt resumes this run itself)")
+    ap.add_argument("--sets", default="",
+                    help="comma-separated set names with boxes to train on (default: every known set); "
+                         "a set name not in the defaults counts as fully labelled")
+    ap.add_argument("--no-dev", action="store_true", help="validate on the hash hold-out only, not on dev splits")
+    ap.add_argument("--extra", action="append", default=[], metavar="DIR",
+                    help="your own photos with plate boxes: a folder with index.jsonl as in shared/data "
+                         "(every split but test; all plates in a photo labelled); repeatable")
     ap.add_argument("--export", default="src/plateread/models/detector.onnx",
                     help="ONNX written from best.pt at the end ('' to skip)")
     ap.add_argument("--preview", type=int, default=0, metavar="N",
@@ -224,8 +234,20 @@ def main(argv: list[str] | None = None) -> None:
         logf.flush()
 
     t0 = time.time()
-    photos = load_photos(a.data)
+    from .det_data import TRAIN_SETS
+    sets = ({n: TRAIN_SETS.get(n, False) for n in a.sets.split(",") if n and n != "none"}
+            if a.sets else None)
+    photos = load_photos(a.data, sets) if sets != {} else []
+    for extra in a.extra:
+        ex = Path(extra).resolve()
+        photos += load_photos(ex.parent, {ex.name: False}, None)
+    if not photos:
+        ap.error("no photos with boxes to train on (check --data, --sets and --extra)")
     train, val = split_photos(photos)
+    if not train:
+        train = val
+    if not a.no_dev:
+        val += load_photos(a.data, {n: p for n, p in DEV_SETS.items() if sets is None or n in sets}, "dev")
     if a.preview:
         write_preview(train, fonts, width, height, a.preview, str(out / "preview.png"), a.seed)
         print(f"wrote {out / 'preview.png'}")
@@ -241,8 +263,27 @@ def main(argv: list[str] | None = None) -> None:
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         config = ck["config"]  # a resumed run keeps its architecture and input size
         width, height = config["input_width"], config["input_height"]
+    elif a.init and a.init.endswith(".onnx"):
+        import json
+        card = json.loads(Path(a.init).with_suffix(".json").read_text(encoding="utf-8"))
+        config = {k: card[k] for k in ("arch", "stages", "neck", "depth", "input_width", "input_height",
+                                       "stride", "size_unit")}
+        width, height = config["input_width"], config["input_height"]
+    elif a.init:
+        init = torch.load(a.init, map_location="cpu", weights_only=False)
+        config = init["config"]
+        width, height = config["input_width"], config["input_height"]
     model = build_model(config).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+    if ck is None and a.init and a.init.endswith(".onnx"):
+        from .from_onnx import load_onnx_weights
+        calib = np.concatenate([to_tensor(letterbox(p.image, width, height)[0]) for p in train[:16]])
+        diff = load_onnx_weights(model, a.init, torch.from_numpy(calib))
+        model = model.to(memory_format=torch.channels_last)
+        log(f"fine-tuning from {a.init} (torch vs onnxruntime after loading: {diff:.1e})")
+    elif ck is None and a.init:
+        model.load_state_dict(init["model"])
+        log(f"fine-tuning from {a.init} (its step {init.get('step')}, epoch {init.get('epoch')})")
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])

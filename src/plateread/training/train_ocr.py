@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
-from .data import MixedStream, clean_input, load_real, split_real, synthetic_set
+from .data import (REAL_SETS, WILDCARD, MixedStream, clean_input, load_real, load_user_set, split_real,
+                   synthetic_set)
 from .model import CRNN, DEFAULT_CHARSET, count_params
 
 
@@ -36,7 +37,9 @@ class _Stream(IterableDataset):
 
 
 def _collate(charset: str):
-    index = {c: i + 1 for i, c in enumerate(charset)}
+    # "?" (a character greyed out upstream) gets the column after the last class; the loss
+    # fills that column with "any character" (see with_wildcard), the model never outputs it
+    index = {c: i + 1 for i, c in enumerate(charset)} | {WILDCARD: len(charset) + 1}
 
     def collate(batch: list[tuple[np.ndarray, str]]):
         x = torch.from_numpy(np.stack([b[0] for b in batch])).float().div_(255).unsqueeze(1)
@@ -59,15 +62,46 @@ def greedy(logp: torch.Tensor, charset: str) -> list[str]:
     return out
 
 
+def with_wildcard(logp: torch.Tensor) -> torch.Tensor:
+    """Appends a wildcard column: log P(any character) = logsumexp of the character columns
+    (blank excluded), so a "?" target accepts every character and teaches nothing about the grey box."""
+    return torch.cat([logp, torch.logsumexp(logp[..., 1:], -1, keepdim=True)], -1)
+
+
+def matches(pred: str, label: str) -> bool:
+    """Exact match, "?" in the label matching any one character."""
+    return len(pred) == len(label) and all(t == WILDCARD or p == t for p, t in zip(pred, label))
+
+
 @torch.no_grad()
-def evaluate(model: CRNN, x: np.ndarray, texts: list[str], charset: str) -> float:
+def predict(model: CRNN, x: np.ndarray, charset: str) -> list[str]:
     model.eval()
     preds: list[str] = []
     for i in range(0, len(x), 128):
         xb = torch.from_numpy(x[i:i + 128]).float().div_(255).unsqueeze(1)
         preds += greedy(model(xb), charset)
     model.train()
-    return float(np.mean([p == t for p, t in zip(preds, texts)])) if texts else float("nan")
+    return preds
+
+
+def evaluate(model: CRNN, x: np.ndarray, texts: list[str], charset: str) -> float:
+    preds = predict(model, x, charset)
+    return float(np.mean([matches(p, t) for p, t in zip(preds, texts)])) if texts else float("nan")
+
+
+def per_source(model: CRNN, x: np.ndarray, texts: list[str], sources: list[str], charset: str) -> dict[str, float]:
+    preds = predict(model, x, charset)
+    out: dict[str, list[bool]] = {}
+    for p, t, s in zip(preds, texts, sources):
+        out.setdefault(s, []).append(matches(p, t))
+    return {s: float(np.mean(v)) for s, v in sorted(out.items())}
+
+
+def init_from_onnx(model: CRNN, path: str, calib_items: list) -> float:
+    """Starts from a shipped/exported ONNX model (BatchNorms rebuilt on real crops)."""
+    from .from_onnx import load_onnx_weights
+    x = np.stack([clean_input(it) for it in calib_items[:256]])
+    return load_onnx_weights(model, path, torch.from_numpy(x).float().div_(255).unsqueeze(1))
 
 
 def lr_at(p: float, peak: float, warm: float = 0.03) -> float:
@@ -97,8 +131,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-resume", action="store_true", help="start fresh even if OUT/last.pt exists")
     ap.add_argument("--init", metavar="CKPT",
-                    help="fine-tune: start from this checkpoint's weights with a fresh optimiser and "
-                         "schedule (ignored when OUT/last.pt resumes the fine-tuning run itself)")
+                    help="fine-tune: start from this checkpoint's (.pt) or ONNX model's (.onnx, e.g. the "
+                         "shipped one) weights with a fresh optimiser and schedule (ignored when OUT/last.pt "
+                         "resumes the fine-tuning run itself)")
+    ap.add_argument("--sets", default=None,
+                    help=f"comma-separated built-in real sets to mix in (default all: {','.join(REAL_SETS)}; "
+                         "'none' for only --extra data)")
+    ap.add_argument("--extra", action="append", default=[], metavar="DIR",
+                    help="your own labelled plates: a folder with index.jsonl, or of crops named by their text "
+                         "(repeatable); 10%% of its plates (by text hash) are held out for validation")
+    ap.add_argument("--extra-weight", type=float, default=1.0,
+                    help="sampling weight of each --extra set among the real sets")
     ap.add_argument("--export", default="src/plateread/models/ocr.onnx",
                     help="ONNX written at the end ('' to skip)")
     a = ap.parse_args(argv)
@@ -116,6 +159,13 @@ def main(argv: list[str] | None = None) -> None:
         print(time.strftime("%H:%M:%S"), msg, flush=True)
 
     charset = a.charset
+    sets = None if a.sets is None else [n for n in a.sets.split(",") if n and n != "none"]
+    real = load_real(a.data, charset, sets) if sets != [] else []
+    for path in a.extra:
+        real += load_user_set(path, charset)
+    if not real and a.real_frac > 0:
+        ap.error("no real plates to train on (check --data, --sets and --extra)")
+    train_real, val_real = split_real(real)
     model = CRNN(len(charset) + 1, hidden=a.hidden).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     step, elapsed, best = 0, 0.0, -1.0
@@ -126,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
         opt.load_state_dict(ck["opt"])
         step, elapsed, best = ck["step"], ck["elapsed"], ck.get("best", -1.0)
         log(f"resumed from {ckpt_path} at step {step}, {elapsed / 60:.1f} min done")
+    elif a.init and a.init.endswith(".onnx"):
+        diff = init_from_onnx(model, a.init, train_real or val_real)
+        log(f"fine-tuning from {a.init} (torch vs onnxruntime after loading: {diff:.1e})")
     elif a.init:
         ck = torch.load(a.init, map_location="cpu", weights_only=False)
         if ck.get("charset", charset) != charset or ck.get("config", {}).get("hidden", a.hidden) != a.hidden:
@@ -134,13 +187,13 @@ def main(argv: list[str] | None = None) -> None:
         log(f"fine-tuning from {a.init} (its step {ck.get('step')})")
     log(f"model: {count_params(model):,} params, charset {len(charset)}")
 
-    real = load_real(a.data, charset)
-    train_real, val_real = split_real(real)
     log(f"real crops: {len(train_real)} train, {len(val_real)} held out")
     vx_real = np.stack([clean_input(it) for it in val_real]) if val_real else np.zeros((0, 64, 192), np.uint8)
     vt_real = [it.text for it in val_real]
+    vs_real = [it.source for it in val_real]
     vx_syn, vt_syn = synthetic_set(fonts, a.synth_val, seed=12345)
-    stream = MixedStream(train_real, fonts, seed=a.seed * 7919 + step, real_frac=a.real_frac)
+    stream = MixedStream(train_real, fonts, seed=a.seed * 7919 + step, real_frac=a.real_frac,
+                         weights={f"user:{Path(p).name}": a.extra_weight for p in a.extra})
     loader = DataLoader(_Stream(stream), batch_size=a.batch, num_workers=a.workers,
                         multiprocessing_context="fork" if a.workers > 0 else None,
                         collate_fn=_collate(charset), persistent_workers=a.workers > 0,
@@ -161,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
                    tmp)
         os.replace(tmp, path)
 
+    if a.init and step == 0:  # the starting point, to compare the fine-tune against
+        log(f"eval before fine-tuning: real held-out exact {evaluate(model, vx_real, vt_real, charset):.3f}; "
+            + " ".join(f"{k} {v:.3f}" for k, v in per_source(model, vx_real, vt_real, vs_real, charset).items()))
     bar = None
     if tty:
         from tqdm import tqdm
@@ -173,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(progress(), a.lr)
-        logp = model(x.contiguous(memory_format=torch.channels_last))  # ~1.4x faster on CPU
+        logp = with_wildcard(model(x.contiguous(memory_format=torch.channels_last)))  # channels_last: ~1.4x on CPU
         frames = torch.full((x.shape[0],), logp.shape[1], dtype=torch.long)
         loss = ctc(logp.permute(1, 0, 2), targets, frames, lengths)
         opt.zero_grad(set_to_none=True)
@@ -198,8 +254,10 @@ def main(argv: list[str] | None = None) -> None:
         if step % a.eval_every == 0:
             acc_r = evaluate(model, vx_real, vt_real, charset)
             acc_s = evaluate(model, vx_syn, vt_syn, charset)
+            srcs = per_source(model, vx_real, vt_real, vs_real, charset)
             log(f"eval step {step}: real held-out exact {acc_r:.3f} ({len(vt_real)}), "
-                f"synthetic exact {acc_s:.3f} ({len(vt_syn)})")
+                f"synthetic exact {acc_s:.3f} ({len(vt_syn)}); "
+                + " ".join(f"{k} {v:.3f}" for k, v in srcs.items()))
             if acc_r > best:
                 best = acc_r
                 save(out / "best.pt")

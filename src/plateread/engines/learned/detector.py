@@ -22,6 +22,14 @@ from ...types import Box, Detection
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = MODEL_DIR / "detector.onnx"
 DEFAULT_THRESHOLD = 0.35  # for a model whose .json names no tuned threshold
+#: The zoom pass (see LearnedDetector._zoomed): photos shrunk below this scale, peaks scored at
+#: least ZOOM_LOW and narrower than ZOOM_MAX_WIDTH input pixels, at most ZOOM_MAX_WINDOWS windows
+#: of half the input size each, run at ZOOM_FACTOR× the first pass's scale.
+ZOOM_BELOW_SCALE = 0.7
+ZOOM_LOW = 0.15
+ZOOM_MAX_WIDTH = 40
+ZOOM_MAX_WINDOWS = 2
+ZOOM_FACTOR = 3.0
 PAD_VALUE = 114
 #: Box sizes are regressed as log(size / SIZE_UNIT) in letterboxed-input pixels.
 SIZE_UNIT = 16.0
@@ -191,7 +199,7 @@ class LearnedDetector:
 
     def __init__(self, *, detector_model: str | None = None, threshold: float | None = None,
                  nms_iou: float = 0.5, max_plates: int = 20, threads: int = 1,
-                 rectify: bool = True) -> None:
+                 rectify: bool = True, zoom: bool = True) -> None:
         import onnxruntime as ort
 
         path = Path(detector_model) if detector_model else DEFAULT_MODEL
@@ -222,29 +230,74 @@ class LearnedDetector:
             threshold = float(self.meta.get("threshold", DEFAULT_THRESHOLD))
         self.threshold, self.nms_iou = float(threshold), float(nms_iou)
         self.max_plates, self.rectify = int(max_plates), bool(rectify)
+        # the zoom pass feeds the model other input sizes: only for a graph with free H and W
+        self.zoom = bool(zoom) and all(isinstance(d, str) for d in inp.shape[2:])
+
+    def _run(self, boxed: np.ndarray, threshold: float) -> tuple[list[RawDetection], np.ndarray]:
+        heat, size, offset, corners = self.session.run(self.outputs, {self.input_name: to_tensor(boxed)})
+        dets = decode(heat[0], size[0], offset[0], corners[0], threshold=threshold,
+                      nms_iou=self.nms_iou, max_dets=self.max_plates, stride=self.stride,
+                      size_unit=self.size_unit)
+        return dets, heat[0, 0]
 
     def raw(self, image: np.ndarray) -> tuple[list[RawDetection], Letterbox, np.ndarray, np.ndarray]:
         """Decoded detections in input pixels, the letterbox, the letterboxed input, the heat-map."""
         boxed, lb = letterbox(image, self.width, self.height)
-        heat, size, offset, corners = self.session.run(self.outputs, {self.input_name: to_tensor(boxed)})
-        dets = decode(heat[0], size[0], offset[0], corners[0], threshold=self.threshold,
-                      nms_iou=self.nms_iou, max_dets=self.max_plates, stride=self.stride,
-                      size_unit=self.size_unit)
-        return dets, lb, boxed, heat[0, 0]
+        dets, heat = self._run(boxed, self.threshold)
+        return dets, lb, boxed, heat
+
+    def _zoomed(self, image: np.ndarray) -> tuple[list[tuple[RawDetection, Letterbox, np.ndarray]], np.ndarray, np.ndarray, Letterbox]:
+        """First pass, then a second look at higher resolution where it pays.
+
+        A photo much larger than the input (a 1600×1200 phone photo shrinks 3.2×) leaves distant
+        plates 10–20 px wide, where the model is unsure rather than blind: it scores them between
+        ZOOM_LOW and the threshold. Only then, and only for the best few such peaks, a small window
+        around each is run again at up to ZOOM_FACTOR× the first scale (never above native), where
+        the plate has a size the model knows. Photos near the input size never pay for it.
+        Returns (raw detection, its letterbox, offset of its window in original pixels) triples.
+        """
+        boxed, lb = letterbox(image, self.width, self.height)
+        low = min(ZOOM_LOW, self.threshold)
+        dets, heat = self._run(boxed, low if self.zoom else self.threshold)
+        origin = np.zeros(2, np.float32)
+        kept = [(d, lb, origin) for d in dets if d.score >= self.threshold]
+        if not self.zoom or lb.scale > ZOOM_BELOW_SCALE:
+            return kept, boxed, heat, lb
+        unsure = [d for d in dets if d.score < self.threshold
+                  and d.box[2] - d.box[0] < ZOOM_MAX_WIDTH][:ZOOM_MAX_WINDOWS]
+        H, W = image.shape[:2]
+        zs = min(1.0, lb.scale * ZOOM_FACTOR)
+        zw, zh = self.width // 2, self.height // 2
+        win_w, win_h = min(W, round(zw / zs)), min(H, round(zh / zs))
+        for d in unsure:
+            cx, cy = lb.to_original((d.box[:2] + d.box[2:]) / 2)
+            x0 = int(np.clip(round(cx - win_w / 2), 0, W - win_w))
+            y0 = int(np.clip(round(cy - win_h / 2), 0, H - win_h))
+            window = image[y0:y0 + win_h, x0:x0 + win_w]
+            zboxed, zlb = letterbox(window, zw, zh)
+            zdets, _ = self._run(zboxed, self.threshold)
+            off = np.array([x0, y0], np.float32)
+            for z in zdets:
+                zb = np.concatenate([zlb.to_original(z.box[:2]) + off, zlb.to_original(z.box[2:]) + off])
+                prev = np.array([np.concatenate([l.to_original(k.box[:2]) + o, l.to_original(k.box[2:]) + o])
+                                 for k, l, o in kept], np.float32).reshape(-1, 4)
+                if not len(prev) or iou_matrix(zb[None], prev).max() < 0.3:
+                    kept.append((z, zlb, off))
+        return kept, boxed, heat, lb
 
     def detect(self, image: np.ndarray, debug: DebugSink | None = None) -> list[Detection]:
         image = as_bgr(image)
         h, w = image.shape[:2]
-        raws, lb, boxed, heat = self.raw(image)
+        found, boxed, heat, lb = self._zoomed(image)
         out: list[Detection] = []
-        for r in raws:
-            x0, y0 = lb.to_original(r.box[:2])
-            x1, y1 = lb.to_original(r.box[2:])
+        for r, rlb, origin in found:
+            x0, y0 = rlb.to_original(r.box[:2]) + origin
+            x1, y1 = rlb.to_original(r.box[2:]) + origin
             box = Box(int(max(0, round(x0))), int(max(0, round(y0))),
                       int(min(w, round(x1))), int(min(h, round(y1))))
             if box.width < 2 or box.height < 2:
                 continue
-            quad = lb.to_original(r.corners)
+            quad = rlb.to_original(r.corners) + origin
             ok = plausible_quad(quad, np.array([x0, y0, x1, y1]))
             crop = rectify(image, quad) if (self.rectify and ok) else box_crop(image, box)
             corners = tuple((float(x), float(y)) for x, y in quad) if ok else None

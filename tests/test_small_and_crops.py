@@ -1,0 +1,123 @@
+"""Small plates in large photos (the zoom pass), images that are a plate, and the second look."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from plateread import Reader
+from plateread.cli.main import main
+from plateread.engines.learned import detector as det_mod
+from plateread.engines.learned.detector import LearnedDetector
+from plateread.reader import looks_like_plate
+from plateread.second_look import alternate_crops, fuse_recognitions
+from plateread.types import Box, Candidate, Detection, Recognition
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "car.jpg"
+PLATE = (569, 430, 716, 462)  # the example's plate box, YO76317
+
+
+def _counting(det: LearnedDetector) -> list[int]:
+    runs = [0]
+    inner = det._run
+
+    def counted(*a, **k):
+        runs[0] += 1
+        return inner(*a, **k)
+
+    det._run = counted
+    return runs
+
+
+def _far_away(scale: float = 0.3) -> tuple[np.ndarray, tuple[float, ...]]:
+    """The example car shrunk into a 3200×2400 street-sized photo: a ~44 px plate that the
+    first pass sees at ~9 px."""
+    car = cv2.resize(cv2.imread(str(EXAMPLE)), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    big = np.full((2400, 3200, 3), 100, np.uint8)
+    big[1000:1000 + car.shape[0], 1500:1500 + car.shape[1]] = car
+    return big, tuple(v * scale + o for v, o in zip(PLATE, (1500, 1000, 1500, 1000)))
+
+
+def test_zoom_pass_finds_a_distant_plate_where_it_is():
+    big, (x0, y0, x1, y1) = _far_away()
+    det = LearnedDetector()
+    runs = _counting(det)
+    found = det.detect(big)
+    assert 1 < runs[0] <= 1 + det_mod.ZOOM_MAX_WINDOWS
+    assert any(abs(d.box.xmin - x0) < 6 and abs(d.box.xmax - x1) < 6 and abs(d.box.ymin - y0) < 6
+               for d in found), found
+    # and the reader reads it from the full-resolution pixels
+    reads = Reader().read(big).results
+    assert any(r.plate == "YO76317" for r in reads), reads
+
+
+def test_zoom_off_runs_once_and_small_photos_never_zoom():
+    big, _ = _far_away()
+    det = LearnedDetector(zoom=False)
+    runs = _counting(det)
+    det.detect(big)
+    assert runs[0] == 1
+    det = LearnedDetector()
+    runs = _counting(det)
+    det.detect(cv2.resize(cv2.imread(str(EXAMPLE)), (640, 360)))  # at input scale: nothing to gain
+    assert runs[0] == 1
+
+
+def test_looks_like_plate():
+    assert looks_like_plate(120, 30) and looks_like_plate(160, 74) and looks_like_plate(200, 160)
+    assert not looks_like_plate(640, 480)   # a photo
+    assert not looks_like_plate(300, 250)   # a square-ish thumbnail too big for a two-line plate
+    assert not looks_like_plate(1200, 300)  # too large for a crop
+
+
+def _plate_crop() -> np.ndarray:
+    x0, y0, x1, y1 = PLATE
+    return cv2.imread(str(EXAMPLE))[y0 - 3:y1 + 3, x0 - 4:x1 + 4]
+
+
+def test_an_image_that_is_a_plate_is_read_whole():
+    crop = cv2.resize(_plate_crop(), (120, 30), interpolation=cv2.INTER_AREA)
+    reads = Reader().read(crop).results
+    assert [r.plate for r in reads] == ["YO76317"]
+    assert reads[0].box == Box(0, 0, 120, 30)
+    assert Reader(plate_images=False).read(crop).results == ()  # the detector alone misses it
+
+
+def test_read_plate_and_cli_crops(tmp_path, capsys):
+    crop = _plate_crop()
+    r = Reader().read_plate(crop)
+    assert [p.plate for p in r.results] == ["YO76317"] and r.width == crop.shape[1]
+    path = tmp_path / "plate.png"
+    cv2.imwrite(str(path), crop)
+    assert main(["read", "--crops", "--format", "jsonl", str(path)]) == 0
+    assert '"plate": "YO76317"' in capsys.readouterr().out
+
+
+def test_alternate_crops_cover_the_plate_differently():
+    img = cv2.imread(str(EXAMPLE))
+    box = Box(*PLATE)
+    corners = ((569.0, 430.0), (716.0, 430.0), (716.0, 462.0), (569.0, 462.0))
+    for d in (Detection(box, 0.9, img[430:462, 569:716]), Detection(box, 0.9, img[430:462, 569:716], corners)):
+        crops = alternate_crops(img, d)
+        assert len(crops) == 2
+        assert crops[0].shape != crops[1].shape
+
+
+def test_fusion_outvotes_one_bad_crop():
+    a = Recognition("AB1234", 0.4, (Candidate("AB1234", 0.6), Candidate("A81234", 0.4)))
+    b = Recognition("A81234", 0.5, (Candidate("A81234", 0.55), Candidate("AB1234", 0.45)))
+    c = Recognition("A81234", 0.7, (Candidate("A81234", 0.9),))
+    assert fuse_recognitions([a, b, c]).text == "A81234"
+    assert fuse_recognitions([a, Recognition("", 0.0)]).text == "AB1234"
+
+
+def test_second_look_only_for_unsure_reads(monkeypatch):
+    reader = Reader()
+    looks = []
+    real = reader._second_look
+    monkeypatch.setattr(reader, "_second_look", lambda *a: looks.append(1) or real(*a))
+    reader.read(str(EXAMPLE))  # a clear plate, read at 0.99: no second look
+    assert looks == []
+    reader.second_look = 1.01  # every read is "unsure"
+    assert [r.plate for r in reader.read(str(EXAMPLE)).results] == ["YO76317"]
+    assert looks == [1]
