@@ -14,23 +14,35 @@ from typing import Sequence
 import numpy as np
 
 from .imaging import crop_padded
-from .types import Candidate, Detection, Recognition
+from .types import Box, Candidate, Detection, Recognition
 
 #: Reads scored below this get a second look (Reader(second_look=...) overrides; None: never).
 DEFAULT_BOUND = 0.6
 
 
+def _inset(box: Box, fx: float, fy: float) -> Box:
+    dx, dy = round(box.width * fx), round(box.height * fy)
+    return Box(box.xmin + dx, box.ymin + dy, box.xmax - dx, box.ymax - dy)
+
+
 def alternate_crops(image: np.ndarray, det: Detection) -> list[np.ndarray]:
-    """Two other cuts of ``det``'s plate: a looser rectification (or box) and a tighter box."""
+    """Two other cuts of ``det``'s plate: a looser one and a tighter one. A box that already is
+    the whole image (a plate crop) cannot grow: it is cut inward twice instead, which drops a
+    frame's letter or a screw at the edges."""
     crops: list[np.ndarray] = []
+    h, w = image.shape[:2]
+    whole = det.box.xmin <= 0 and det.box.ymin <= 0 and det.box.xmax >= w and det.box.ymax >= h
     if det.corners is not None:
         from .engines.learned.detector import rectify
 
         crops.append(rectify(image, np.array(det.corners, np.float32), margin=(0.10, 0.18)))
         crops.append(crop_padded(image, det.box, 0.03, 0.06))
+    elif whole:
+        crops.append(crop_padded(image, _inset(det.box, 0.03, 0.06), 0.0, 0.0))
+        crops.append(crop_padded(image, _inset(det.box, 0.07, 0.0), 0.0, 0.0))
     else:
         crops.append(crop_padded(image, det.box, 0.15, 0.2))
-        crops.append(crop_padded(image, det.box, 0.0, 0.02))
+        crops.append(crop_padded(image, _inset(det.box, 0.03, 0.0), 0.0, 0.02))
     return [c for c in crops if c.size and min(c.shape[:2]) >= 4]
 
 

@@ -4,7 +4,7 @@
         --model src/plateread/models/detector.onnx
 
 Runs the exported model once at a low threshold on the ~10% of training photos that training
-never saw (the same CRC32 hold-out as ``train_detector``), then prints recall (IoU >= 0.5),
+never saw (the same CRC32 hold-out as ``train_detector``) and the dev photos (open-lpr), then prints recall (IoU >= 0.5),
 precision and false detections per image for a range of thresholds. It names the threshold
 with the best F1 over all held-out photos and the lowest one whose false detections stay within
 ``--max-false`` per openalpr photo; ``--write`` stores the best-F1 one in the model's .json as
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engines.learned.detector import LearnedDetector, match_boxes
-from .det_data import load_photos, match, split_photos
+from .det_data import DEV_SETS, load_photos, match, split_photos
 
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 
@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--write", action="store_true", help="store the best-F1 threshold in the model's .json")
     a = ap.parse_args(argv)
     _, held = split_photos(load_photos(a.data))
-    det = LearnedDetector(detector_model=a.model, threshold=min(THRESHOLDS), threads=2)
+    held += load_photos(a.data, DEV_SETS, "dev")
+    # one pass without the zoom: its second look depends on the threshold being tuned
+    det = LearnedDetector(detector_model=a.model, threshold=min(THRESHOLDS), threads=2, zoom=False)
     runs = []
     for p in held:
         dets = det.detect(p.image)
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         meta_path = Path(det.model_path).with_suffix(".json")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta["threshold"] = best_f1[1]
-        meta["threshold_rule"] = (f"best F1 ({best_f1[0]:.3f}) on {len(held)} held-out train photos; "
+        meta["threshold_rule"] = (f"best F1 ({best_f1[0]:.3f}) on {len(held)} held-out train + dev photos; "
                                   "python -m plateread.training.tune_detector --write")
         meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         print(f"wrote threshold {best_f1[1]} into {meta_path}")

@@ -16,6 +16,7 @@ import numpy as np
 from ...debug import DebugSink
 from ...types import Candidate, Recognition
 from ...formats import RegionDecoder
+from .calibration import Calibration
 from .decode import beam_search, greedy_decode
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "ocr.onnx"
@@ -68,6 +69,7 @@ class CrnnRecognizer:
         self.width: int = int(meta["input"]["width"])
         self.meta = meta
         self.model_path = path
+        self.calibration = Calibration.from_card(meta)  # None: raw scores (an uncalibrated model)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, threads)
         opts.inter_op_num_threads = 1
@@ -101,6 +103,13 @@ class CrnnRecognizer:
         return out
 
     def decode(self, fp: FrameProbs) -> Recognition:
+        rec = self._decode(fp)
+        if self.calibration is None or not rec.text:
+            return rec
+        return Recognition(rec.text, self.calibration(rec.score, rec.char_scores), rec.candidates,
+                           rec.char_scores, rec.region, rec.region_score)
+
+    def _decode(self, fp: FrameProbs) -> Recognition:
         if self.beam_width <= 1:
             d = greedy_decode(fp.probs, fp.charset, fp.blank)
             cands = [d]

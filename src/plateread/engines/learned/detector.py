@@ -30,6 +30,7 @@ ZOOM_LOW = 0.15
 ZOOM_MAX_WIDTH = 40
 ZOOM_MAX_WINDOWS = 2
 ZOOM_FACTOR = 3.0
+ZOOM_MARGIN = 0.1  # zoom-window detections need threshold + this (see LearnedDetector)
 PAD_VALUE = 114
 #: Box sizes are regressed as log(size / SIZE_UNIT) in letterboxed-input pixels.
 SIZE_UNIT = 16.0
@@ -199,7 +200,7 @@ class LearnedDetector:
 
     def __init__(self, *, detector_model: str | None = None, threshold: float | None = None,
                  nms_iou: float = 0.5, max_plates: int = 20, threads: int = 1,
-                 rectify: bool = True, zoom: bool = True) -> None:
+                 rectify: bool = True, zoom: bool = True, zoom_threshold: float | None = None) -> None:
         import onnxruntime as ort
 
         path = Path(detector_model) if detector_model else DEFAULT_MODEL
@@ -232,6 +233,10 @@ class LearnedDetector:
         self.max_plates, self.rectify = int(max_plates), bool(rectify)
         # the zoom pass feeds the model other input sizes: only for a graph with free H and W
         self.zoom = bool(zoom) and all(isinstance(d, str) for d in inp.shape[2:])
+        # a window shows less of the scene (no car around a badge or a caption): its detections
+        # must score higher than first-pass ones to count
+        self.zoom_threshold = (float(zoom_threshold) if zoom_threshold is not None
+                               else min(0.95, self.threshold + ZOOM_MARGIN))
 
     def _run(self, boxed: np.ndarray, threshold: float) -> tuple[list[RawDetection], np.ndarray]:
         heat, size, offset, corners = self.session.run(self.outputs, {self.input_name: to_tensor(boxed)})
@@ -275,7 +280,7 @@ class LearnedDetector:
             y0 = int(np.clip(round(cy - win_h / 2), 0, H - win_h))
             window = image[y0:y0 + win_h, x0:x0 + win_w]
             zboxed, zlb = letterbox(window, zw, zh)
-            zdets, _ = self._run(zboxed, self.threshold)
+            zdets, _ = self._run(zboxed, self.zoom_threshold)
             off = np.array([x0, y0], np.float32)
             for z in zdets:
                 zb = np.concatenate([zlb.to_original(z.box[:2]) + off, zlb.to_original(z.box[2:]) + off])
