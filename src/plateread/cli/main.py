@@ -7,7 +7,7 @@ import sys
 from .. import __version__, registry
 from ..imaging import ImageError
 from ..reader import DEFAULT_ENGINE
-from . import eval_cmd, finetune_cmd, read_cmd, reads_cmd, watch_cmd
+from . import eval_cmd, finetune_cmd, read_cmd, reads_cmd, serve_cmd, tokens_cmd, watch_cmd
 
 
 def _engines(args: argparse.Namespace) -> int:
@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     reads_cmd.add_parser(sub)
     watch_cmd.add_parser(sub)
     finetune_cmd.add_parser(sub)
+    serve_cmd.add_parser(sub)
+    tokens_cmd.add_parser(sub)
     p = sub.add_parser("engines", help="list the available engines")
     p.set_defaults(func=_engines)
     return parser

@@ -98,6 +98,8 @@ class Read(Base):
     crop_path: Mapped[str | None] = mapped_column(String(96))
     frame_path: Mapped[str | None] = mapped_column(String(96))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # the plate's outline in the frame (TL, TR, BR, BL) when the detector gives it (revision 0002)
+    corners: Mapped[list[Any] | None] = mapped_column(JsonDoc)
 
     __table_args__ = (
         Index(None, "plate"),
@@ -118,3 +120,31 @@ class WatchEntry(Base):
     label: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A key for the HTTP API. Only the SHA-256 of the secret is kept: a copy of the database does
+    not let anyone call the API. ``prefix`` (the secret's first characters) finds the row and tells
+    tokens apart in listings; ``rate`` overrides the server's per-token request rate."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(8))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    rate: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (Index(None, "prefix"),)
+
+
+class ApiUsage(Base):
+    """Successful API calls per token and calendar month (UTC), as Plate Recognizer counts them."""
+
+    __tablename__ = "api_usage"
+
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)   # "2026-11"
+    calls: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,7 +19,8 @@ from ..types import Box, Candidate, ImageResult, PlateRead
 from ..video.events import VehicleEvent
 from .db import ENV_MEDIA, StoreError, default_media_dir, describe, open_engine, short_error
 from .media import MediaStore
-from .models import Camera, Read, WatchEntry, utcnow
+from .models import ApiToken, ApiUsage, Camera, Read, WatchEntry, utcnow
+from .tokens import PREFIX_LEN, TokenInfo, hash_secret, new_secret, period_of, secret_matches
 
 ENV_RETENTION = "PLATEREAD_RETENTION_DAYS"
 KINDS = ("event", "image")
@@ -30,6 +31,8 @@ RETAIN_EVERY_S = 3600.0     # how often a long-running writer re-applies the ret
 _reads = Read.__table__
 _cameras = Camera.__table__
 _watch = WatchEntry.__table__
+_tokens = ApiToken.__table__
+_usage = ApiUsage.__table__
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class StoredRead:
     crop_path: str | None = None
     frame_path: str | None = None
     created_at: dt.datetime | None = None
+    corners: tuple[tuple[float, float], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +68,7 @@ class StoredRead:
             "box": None if self.box is None else self.box.to_dict(), "source": self.source,
             "event_id": self.event_id, "track_id": self.track_id, "crop_path": self.crop_path,
             "frame_path": self.frame_path, "created_at": self.created_at.isoformat() if self.created_at else None,
+            "corners": [list(c) for c in self.corners] if self.corners else None,
         }
 
 
@@ -115,10 +120,12 @@ def _check_read(plate: str, score: float) -> str:
 def _read_fields(r: VehicleEvent | PlateRead) -> dict[str, Any]:
     """The columns an event and a per-image read fill the same way."""
     b = r.box
+    corners = getattr(r, "corners", None)  # events carry none
     return {"plate": _check_read(r.plate, r.score), "score": float(r.score),
             "candidates": [c.to_dict() for c in r.candidates], "region": r.region,
             "region_score": None if r.region_score is None else float(r.region_score),
-            "box_xmin": b.xmin, "box_ymin": b.ymin, "box_xmax": b.xmax, "box_ymax": b.ymax}
+            "box_xmin": b.xmin, "box_ymin": b.ymin, "box_xmax": b.xmax, "box_ymax": b.ymax,
+            "corners": [[round(float(x), 1), round(float(y), 1)] for x, y in corners] if corners else None}
 
 
 def _crop(image: np.ndarray, box: Box) -> np.ndarray | None:
@@ -301,14 +308,17 @@ class Store:
 
     def query(self, plate: str | None = None, fuzzy: int = 0, camera: str | None = None,
               since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int | None = 100,
-              kind: str | None = None) -> list[StoredRead]:
+              kind: str | None = None, *, offset: int = 0, after_id: int | None = None) -> list[StoredRead]:
         """Newest first. ``fuzzy`` N matches plates within edit distance N: SQL narrows by length
         (portable, uses no extension), Python computes the distance, so SQLite and PostgreSQL agree.
-        ``since``/``until`` select reads whose sighting overlaps that interval."""
+        ``since``/``until`` select reads whose sighting overlaps that interval. ``offset`` skips
+        that many matches (paging); ``after_id`` keeps reads stored after that one (live feeds)."""
         if kind is not None and kind not in KINDS:
             raise StoreError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
         if fuzzy < 0:
             raise StoreError("fuzzy distance must be zero or more")
+        if offset < 0:
+            raise StoreError("offset must be zero or more")
         q = (select(_reads, _cameras.c.name.label("camera_name"))
              .select_from(_reads.outerjoin(_cameras))
              .order_by(_reads.c.first_seen.desc(), _reads.c.id.desc()))
@@ -327,22 +337,132 @@ class Store:
             q = q.where(_reads.c.first_seen <= _aware(until, "until"))
         if kind is not None:
             q = q.where(_reads.c.kind == kind)
+        if after_id is not None:
+            q = q.where(_reads.c.id > after_id)
         out: list[StoredRead] = []
+        skip = offset if norm and fuzzy else 0
         with self._db("query"), self.engine.connect() as conn:
             if norm and fuzzy:
                 rows: Iterable[Any] = conn.execution_options(yield_per=1000).execute(q)
             else:
+                q = q.offset(offset) if offset else q
                 rows = conn.execute(q.limit(limit) if limit is not None else q)
             for row in rows:
                 if norm and fuzzy and levenshtein(norm, row.plate, fuzzy) > fuzzy:
+                    continue
+                if skip:
+                    skip -= 1
                     continue
                 out.append(_stored(row))
                 if limit is not None and len(out) >= limit:
                     break
         return out
 
+    def get(self, read_id: int) -> StoredRead | None:
+        """One read by id, or None."""
+        q = (select(_reads, _cameras.c.name.label("camera_name")).select_from(_reads.outerjoin(_cameras))
+             .where(_reads.c.id == read_id))
+        with self._db("read"), self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return _stored(row) if row is not None else None
+
+    def last_id(self) -> int:
+        """The newest read's id (0 when empty): where a live feed starts."""
+        with self._db("read"), self.engine.connect() as conn:
+            return int(conn.scalar(select(func.max(_reads.c.id))) or 0)
+
+    def watch_hits(self, limit: int | None = 100, offset: int = 0, **filters: Any) -> list[StoredRead]:
+        """Reads any watchlist entry matches, newest first: one indexed query per listed plate
+        (with its own fuzzy distance) beats matching every read in Python."""
+        end = None if limit is None else offset + limit
+        found = {r.id: r for w in self.watchlist()
+                 for r in self.query(plate=w.plate, fuzzy=w.fuzzy, limit=end, **filters)}
+        ordered = sorted(found.values(), key=lambda r: (r.first_seen, r.id), reverse=True)
+        return ordered[offset:end]
+
     def media_path(self, rel: str) -> Path:
         return self.media.path(rel)
+
+    # ---- API tokens and usage ------------------------------------------------------------------
+
+    def token_create(self, name: str, rate: float | None = None) -> tuple[TokenInfo, str]:
+        """A new token named ``name``; returns it and its secret, which is not stored and cannot
+        be shown again."""
+        name = name.strip()
+        if not name or len(name) > 64:
+            raise StoreError("token name must be 1 to 64 characters")
+        if rate is not None and not (math.isfinite(rate) and rate > 0):
+            raise StoreError("token rate must be a positive number of requests per second")
+        secret = new_secret()
+        row = {"name": name, "prefix": secret[:PREFIX_LEN], "secret_hash": hash_secret(secret), "rate": rate,
+               "created_at": utcnow(), "last_used_at": None}
+        try:
+            with self.engine.begin() as conn:
+                tid = conn.execute(insert(_tokens).returning(_tokens.c.id), row).scalar_one()
+        except IntegrityError:
+            raise StoreError(f"a token named {name!r} exists already") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"token {name!r}: {short_error(exc)}") from exc
+        return TokenInfo(int(tid), name, row["prefix"], rate, row["created_at"]), secret
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every token with its calls this month, by name."""
+        month = period_of(utcnow())
+        q = (select(_tokens, func.coalesce(_usage.c.calls, 0).label("calls"))
+             .select_from(_tokens.outerjoin(_usage, (_usage.c.token_id == _tokens.c.id) & (_usage.c.period == month)))
+             .order_by(_tokens.c.name))
+        with self._db("tokens"), self.engine.connect() as conn:
+            return [_token(r, int(r.calls)) for r in conn.execute(q)]
+
+    def token(self, token_id: int) -> TokenInfo | None:
+        """The token with this id, or None once it was revoked."""
+        with self._db("tokens"), self.engine.connect() as conn:
+            row = conn.execute(select(_tokens).where(_tokens.c.id == token_id)).first()
+        return _token(row) if row is not None else None
+
+    def token_revoke(self, name: str) -> bool:
+        """Deletes the token (and its usage counts); False when there is none of that name."""
+        with self._db("tokens"), self.engine.begin() as conn:
+            return bool(conn.execute(delete(_tokens).where(_tokens.c.name == name)).rowcount)
+
+    def token_check(self, secret: str) -> TokenInfo | None:
+        """The token whose secret this is, or None. The prefix only narrows the rows; the hash is
+        compared in constant time, and a miss does the same work as a wrong secret."""
+        if not isinstance(secret, str) or len(secret) < PREFIX_LEN:
+            secret_matches(secret if isinstance(secret, str) else "", None)
+            return None
+        with self._db("tokens"), self.engine.connect() as conn:
+            rows = conn.execute(select(_tokens).where(_tokens.c.prefix == secret[:PREFIX_LEN])).all()
+        if not rows:
+            secret_matches(secret, None)
+        hit = None
+        for r in rows:  # every row with the prefix is compared, whichever matches
+            if secret_matches(secret, r.secret_hash):
+                hit = r
+        return _token(hit) if hit is not None else None
+
+    def count_call(self, token_id: int, when: dt.datetime | None = None) -> int:
+        """Adds one call to the token's month and returns that month's count."""
+        when = when or utcnow()
+        key = (_usage.c.token_id == token_id) & (_usage.c.period == period_of(when))
+        with self._db("usage"):
+            for attempt in (0, 1):  # a concurrent first call of the month may insert the row first
+                try:
+                    with self.engine.begin() as conn:
+                        if not conn.execute(update(_usage).where(key).values(calls=_usage.c.calls + 1)).rowcount:
+                            conn.execute(insert(_usage).values(token_id=token_id, period=period_of(when), calls=1))
+                        conn.execute(update(_tokens).where(_tokens.c.id == token_id).values(last_used_at=when))
+                        return int(conn.scalar(select(_usage.c.calls).where(key)) or 0)
+                except IntegrityError:
+                    if attempt:
+                        raise
+        return 0  # pragma: no cover - the loop returns or raises
+
+    def calls(self, token_id: int, when: dt.datetime | None = None) -> int:
+        """The token's calls in ``when``'s month (default: this month)."""
+        key = (_usage.c.token_id == token_id) & (_usage.c.period == period_of(when or utcnow()))
+        with self._db("usage"), self.engine.connect() as conn:
+            return int(conn.scalar(select(_usage.c.calls).where(key)) or 0)
 
     # ---- retention -----------------------------------------------------------------------------
 
@@ -416,6 +536,10 @@ class Store:
         return [w for w in (self.watchlist() if items is None else items) if w.matches(plate)]
 
 
+def _token(row: Any, calls: int = 0) -> TokenInfo:
+    return TokenInfo(int(row.id), row.name, row.prefix, row.rate, row.created_at, row.last_used_at, calls)
+
+
 def _stored(row: Any) -> StoredRead:
     box = None if row.box_xmin is None else Box(row.box_xmin, row.box_ymin, row.box_xmax, row.box_ymax)
     cands = tuple(Candidate(c["plate"], c["score"]) for c in (row.candidates or []))
@@ -423,4 +547,5 @@ def _stored(row: Any) -> StoredRead:
         id=row.id, kind=row.kind, plate=row.plate, score=row.score, camera=row.camera_name,
         first_seen=row.first_seen, last_seen=row.last_seen, frames=row.frames, candidates=cands,
         region=row.region, region_score=row.region_score, box=box, source=row.source, event_id=row.event_id,
-        track_id=row.track_id, crop_path=row.crop_path, frame_path=row.frame_path, created_at=row.created_at)
+        track_id=row.track_id, crop_path=row.crop_path, frame_path=row.frame_path, created_at=row.created_at,
+        corners=tuple((float(x), float(y)) for x, y in row.corners) if row.corners else None)
