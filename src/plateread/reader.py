@@ -144,9 +144,12 @@ class Reader:
         if self.second_look is not None:
             recognitions = [self._second_look(bgr, det, rec) if rec.score < self.second_look else rec
                             for det, rec in zip(detections, recognitions)]
+        # detections under the detector's threshold (kept down to its verify threshold) count only
+        # when the OCR reads them confidently
+        sure = getattr(self.detector, "threshold", None)
         reads = []
         for det, rec in zip(detections, recognitions):
-            if not rec.text:
+            if not rec.text or (sure is not None and det.score < sure and rec.score < VERIFY_MIN_READ):
                 continue
             reads.append(
                 PlateRead(
@@ -177,6 +180,9 @@ class Reader:
 PLATE_IMAGE_MAX_SIDE = 480
 PLATE_IMAGE_COVER = 0.3      # a detection covering this much of the image is the plate itself
 PLATE_IMAGE_MIN_SCORE = 0.2  # below it, the whole-image read is noise: fall back to detections
+#: Read score an unsure detection (under the detector's threshold) needs to be kept; chosen with
+#: the detector's verify threshold on held-out train + dev photos (docs/DETECTOR.md).
+VERIFY_MIN_READ = 0.4
 
 
 def looks_like_plate(width: int, height: int) -> bool:

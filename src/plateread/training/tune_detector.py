@@ -33,9 +33,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--max-false", type=float, default=0.05, help="false detections per image allowed")
     ap.add_argument("--write", action="store_true", help="store the best-F1 threshold in the model's .json")
+    ap.add_argument("--verify", action="store_true",
+                    help="instead: the OCR check of unsure detections (threshold, verify threshold, minimum "
+                         "read score) through the Reader with the shipped OCR")
     a = ap.parse_args(argv)
     _, held = split_photos(load_photos(a.data))
     held += load_photos(a.data, DEV_SETS, "dev")
+    if a.verify:
+        verify_table(held, a.model)
+        return
     # one pass without the zoom: its second look depends on the threshold being tuned
     det = LearnedDetector(detector_model=a.model, threshold=min(THRESHOLDS), threads=2, zoom=False)
     runs = []
@@ -85,6 +91,29 @@ def main(argv: list[str] | None = None) -> None:
                                   "python -m plateread.training.tune_detector --write")
         meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         print(f"wrote threshold {best_f1[1]} into {meta_path}")
+
+
+def verify_table(held: list, model: str | None, low: float = 0.3) -> None:
+    """Recall and false detections when detections between ``low`` and the threshold count only
+    if the OCR reads them at a minimum score: one Reader pass at ``low``, then each rule."""
+    from ..reader import Reader
+
+    reader = Reader(threshold=low, second_look=None, plate_images=False,
+                    **({"detector_model": model} if model else {}))
+    runs = [(p, reader.read(p.image).results) for p in held]
+    print(f"{len(held)} held-out train + dev photos; detections from {low}, one pass with the zoom\n")
+    print("| threshold | minimum read score below it | recall@0.5 | false / image |")
+    print("|---:|---:|---:|---:|")
+    for sure in (0.35, 0.4, 0.45, 0.5):
+        for min_read in (0.0, 0.2, 0.4, 0.6, 1.1):
+            found = n = false = 0
+            for p, reads in runs:
+                keep = [r for r in reads if r.detection_score >= sure or r.score >= min_read]
+                boxes = np.array([[r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax] for r in keep], np.float32)
+                f, fa = match(boxes.reshape(-1, 4), p.boxes)
+                found, n, false = found + f, n + len(p.boxes), false + fa
+            rule = "(none kept)" if min_read > 1 else f"{min_read:.1f}"
+            print(f"| {sure:.2f} | {rule} | {found / max(n, 1):.3f} | {false / len(runs):.3f} |")
 
 
 if __name__ == "__main__":

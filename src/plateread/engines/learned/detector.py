@@ -226,10 +226,16 @@ class LearnedDetector:
         self.stride = int(self.meta.get("stride", STRIDE))
         self.size_unit = float(self.meta.get("size_unit", SIZE_UNIT))
         self.outputs = ["heatmap", "size", "offset", "corners"]
-        # the model's own operating point (tuned on held-out photos) unless the caller picks one
+        # the model's own operating point (tuned on held-out photos) unless the caller picks one.
+        # Below it, down to ``verify_threshold``, detections are still handed on, marked unsure: the
+        # Reader keeps them only when the OCR reads them confidently (a badge or a caption rarely
+        # reads like a plate), which finds more faint plates at the same false-alarm rate.
+        tuned = threshold is None
         if threshold is None:
             threshold = float(self.meta.get("threshold", DEFAULT_THRESHOLD))
         self.threshold, self.nms_iou = float(threshold), float(nms_iou)
+        self.verify_threshold = (min(self.threshold, float(self.meta.get("verify_threshold", self.threshold)))
+                                 if tuned else self.threshold)
         self.max_plates, self.rectify = int(max_plates), bool(rectify)
         # the zoom pass feeds the model other input sizes: only for a graph with free H and W
         self.zoom = bool(zoom) and all(isinstance(d, str) for d in inp.shape[2:])
@@ -262,13 +268,13 @@ class LearnedDetector:
         Returns (raw detection, its letterbox, offset of its window in original pixels) triples.
         """
         boxed, lb = letterbox(image, self.width, self.height)
-        low = min(ZOOM_LOW, self.threshold)
-        dets, heat = self._run(boxed, low if self.zoom else self.threshold)
+        low = min(ZOOM_LOW, self.verify_threshold)
+        dets, heat = self._run(boxed, low if self.zoom else self.verify_threshold)
         origin = np.zeros(2, np.float32)
-        kept = [(d, lb, origin) for d in dets if d.score >= self.threshold]
+        kept = [(d, lb, origin) for d in dets if d.score >= self.verify_threshold]
         if not self.zoom or lb.scale > ZOOM_BELOW_SCALE:
             return kept, boxed, heat, lb
-        unsure = [d for d in dets if d.score < self.threshold
+        unsure = [d for d in dets if d.score < self.verify_threshold
                   and d.box[2] - d.box[0] < ZOOM_MAX_WIDTH][:ZOOM_MAX_WINDOWS]
         H, W = image.shape[:2]
         zs = min(1.0, lb.scale * ZOOM_FACTOR)
