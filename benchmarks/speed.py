@@ -29,6 +29,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=40, help="timed reads per size and thread count")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    ap.add_argument("--extras", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time one thread without the zoom pass and second look, and with a second "
+                         "look at every read (its worst case)")
     args = ap.parse_args()
     imgs = test_photos(args.data, args.per_set)
     if not imgs:
@@ -47,6 +50,17 @@ def main() -> int:
             stats, results = time_calls(reader.read, payloads, args.runs)  # from JPEG bytes: decode included
             plates = sum(len(r.results) for r in results)
             report["timing"][f"{w}x{h}/{threads}"] = {**stats, "plates_per_image": plates / args.runs}
+    if args.extras and args.engine == DEFAULT_ENGINE:
+        cv2.setNumThreads(1)
+        for label, opts in (("no zoom, no second look", {"zoom": False, "second_look": None}),
+                            ("second look at every read", {"second_look": 1.01})):
+            reader = Reader(args.engine, threads=1, **opts)
+            for w, h in SIZES:
+                payloads = [cv2.imencode(".jpg", cv2.resize(i, (w, h), interpolation=cv2.INTER_AREA),
+                                         [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for i in imgs]
+                stats, results = time_calls(reader.read, payloads, args.runs)
+                plates = sum(len(r.results) for r in results)
+                report["timing"][f"{w}x{h}/1, {label}"] = {**stats, "plates_per_image": plates / args.runs}
     print(stamp())
     print(f"Engine `{args.engine}`, {len(imgs)} test photos resized to each size, {args.runs} timed reads from "
           "JPEG bytes per row (decode + detection + OCR).\n")

@@ -7,7 +7,7 @@ import sys
 from .. import __version__, registry
 from ..imaging import ImageError
 from ..reader import DEFAULT_ENGINE
-from . import eval_cmd, finetune_cmd, read_cmd, reads_cmd, serve_cmd, tokens_cmd, watch_cmd
+from . import batch_cmd, eval_cmd, finetune_cmd, read_cmd, reads_cmd, serve_cmd, tokens_cmd, watch_cmd
 
 
 def _engines(args: argparse.Namespace) -> int:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"plateread {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     read_cmd.add_parser(sub)
+    batch_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
     reads_cmd.add_parser(sub)
     watch_cmd.add_parser(sub)
