@@ -141,12 +141,14 @@ class Reader:
     def _recognize(self, bgr: np.ndarray, detections: list[Detection],
                    debug: DebugSink | None = None) -> tuple[PlateRead, ...]:
         recognitions = self.recognizer.recognize([d.crop for d in detections], debug=debug)
-        if self.second_look is not None:
-            recognitions = [self._second_look(bgr, det, rec) if rec.score < self.second_look else rec
-                            for det, rec in zip(detections, recognitions)]
         # detections under the detector's threshold (kept down to its verify threshold) count only
-        # when the OCR reads them confidently
+        # when the OCR reads them confidently; those that fail are not worth a second look either
         sure = getattr(self.detector, "threshold", None)
+        if self.second_look is not None:
+            recognitions = [self._second_look(bgr, det, rec)
+                            if rec.score < self.second_look and not (
+                                sure is not None and det.score < sure and rec.score < VERIFY_MIN_READ)
+                            else rec for det, rec in zip(detections, recognitions)]
         reads = []
         for det, rec in zip(detections, recognitions):
             if not rec.text or (sure is not None and det.score < sure and rec.score < VERIFY_MIN_READ):
