@@ -190,3 +190,18 @@ def test_plate_corners_reach_the_json_and_the_annotation():
     assert res.results[0].to_dict()["corners"][1] == [90.0, 14.0]
     drawn = annotate(img, res.results)
     assert (np.abs(drawn.astype(int) - (0, 200, 255)).sum(axis=2) < 60).any()  # the quad's colour
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path, write_image):
+    """`plateread read ... | head -1`: the reader goes away; no traceback, exit status 141."""
+    for i in range(40):
+        write_image(f"many/{i}.png", fake_plate_image("AB1"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); import fakes; "
+         "from plateread.cli.main import main; sys.exit(main(sys.argv[1:]))",
+         "read", "--engine", "fake", "--format", "jsonl", str(tmp_path / "many")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    assert proc.stdout.readline()
+    proc.stdout.close()  # like `head -1` exiting
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and "Traceback" not in err, err

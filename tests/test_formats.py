@@ -224,3 +224,17 @@ def test_other_blank_index() -> None:
     moved = np.roll(m, -1, axis=1)  # blank becomes the last column
     r = RegionDecoder("gb").decode(moved, CS, blank=len(CS))
     assert r.text == "LR69XYZ"
+
+
+def test_decoders_with_equal_but_distinct_layouts_share_the_automaton_cache():
+    """Two threads loading the formats at once (cameras building their readers together) can get
+    equal but distinct Layout objects; the module-wide automaton cache then hands one decoder an
+    automaton built from the other's layouts. That must not matter (it raised KeyError)."""
+    from plateread.formats import loader
+
+    first = RegionDecoder("nl")
+    loader._load.cache_clear()             # as if a second thread loaded the files concurrently
+    second = RegionDecoder("nl")
+    assert second.layouts == first.layouts and second.layouts[0] is not first.layouts[0]
+    assert first.classify("XSZB23")[0] == "nl"
+    assert second.classify("XSZB23")[0] == "nl"

@@ -693,4 +693,12 @@ def test_request_knobs_reach_the_default_engine_and_are_restored():
         assert reader.read(CAR_BYTES).results                            # and it still reads
     assert (det.threshold, det.zoom, reader.second_look, rec.region_decoder) == before
     with overrides(reader, ReadOptions(redaction=True), {}):
-        assert det.threshold == 0.15
+        assert det.threshold == 0.15 and reader.keep_unread is True
+        # every box the detector finds at 0.15 comes back, read or not
+        from plateread.imaging import load_image
+        blank = load_image(CAR_BYTES)
+        blank[434:459, 590:712] = 245  # the plate's characters painted over: a plate nobody can read
+        boxes = {(d.box.xmin, d.box.ymin) for d in det.detect(blank)}
+        assert boxes and boxes == {(r.box.xmin, r.box.ymin) for r in reader.read(blank).results}
+    assert reader.read(blank).results == ()  # outside redaction an unread box is no read
+    assert reader.keep_unread is False

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Union
 
@@ -73,21 +74,45 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
         raise ImageError("empty file")
     if not looks_like_image(data[:16]):
         raise ImageError("not an image (unrecognised file content)")
+    # The size comes from Pillow's header parse, before any pixel is decoded: OpenCV would
+    # allocate whatever a (hostile) header declares, up to 2^30 pixels. Pillow knows every
+    # format in _MAGIC, so a header it cannot parse is refused rather than handed to OpenCV.
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            w, h = probe.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit applies
+            with Image.open(io.BytesIO(data)) as probe:
+                w, h = probe.size
     except Image.DecompressionBombError:
         raise ImageError(f"image too large (over {max_pixels:,} pixels)") from None
     except UnidentifiedImageError:
-        w = h = 0  # let OpenCV try; it knows a few formats Pillow refuses
+        raise ImageError("corrupt or unsupported image header") from None
     except Exception as exc:  # truncated headers and the like
         raise ImageError(f"corrupt image header: {exc}") from None
     if w * h > max_pixels:
         raise ImageError(f"image too large: {w}x{h} pixels (limit {max_pixels:,})")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if data.startswith(b"\x89PNG"):
+        _check_png_chunks(data)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # decoder assertions on inconsistent headers
+        raise ImageError(f"corrupt image data: {str(exc).strip().splitlines()[-1]}") from None
     if image is None:
         raise ImageError("corrupt or unsupported image data")
     return image
+
+
+def _check_png_chunks(data: bytes) -> None:
+    """Refuses a PNG whose chunk lengths run past the end of the file. OpenCV's reader allocates
+    what a chunk declares first: a 69-byte file declaring a 4 GB IDAT took 4 GB and 3 s (found by
+    benchmarks/fuzz_images.py)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if pos + 12 + length > len(data):
+            raise ImageError(f"corrupt PNG: a chunk of {length:,} bytes runs past the end of the file")
+        if data[pos + 4:pos + 8] == b"IEND":
+            return
+        pos += 12 + length
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:

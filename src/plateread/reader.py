@@ -44,6 +44,8 @@ class Reader:
         self.second_look = second_look
         # an input that is itself a plate (a crop an integration sends) is read whole
         self.plate_images = plate_images
+        # keep detections the OCR could not read (text ""): for redaction, every box matters
+        self.keep_unread = False
         det_name = detector if isinstance(detector, str) else spec.detector
         rec_name = recognizer if isinstance(recognizer, str) else spec.recognizer
         det_factory, rec_factory = registry.factories(det_name, rec_name)
@@ -151,7 +153,9 @@ class Reader:
                             else rec for det, rec in zip(detections, recognitions)]
         reads = []
         for det, rec in zip(detections, recognitions):
-            if not rec.text or (sure is not None and det.score < sure and rec.score < VERIFY_MIN_READ):
+            if self.keep_unread:
+                pass
+            elif not rec.text or (sure is not None and det.score < sure and rec.score < VERIFY_MIN_READ):
                 continue
             reads.append(
                 PlateRead(

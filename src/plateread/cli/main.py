@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__, registry
 from ..imaging import ImageError
 from ..reader import DEFAULT_ENGINE
-from . import batch_cmd, eval_cmd, finetune_cmd, read_cmd, reads_cmd, serve_cmd, tokens_cmd, watch_cmd
+from . import batch_cmd, eval_cmd, finetune_cmd, read_cmd, reads_cmd, redact_cmd, serve_cmd, tokens_cmd, watch_cmd
 
 
 def _engines(args: argparse.Namespace) -> int:
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune_cmd.add_parser(sub)
     serve_cmd.add_parser(sub)
     tokens_cmd.add_parser(sub)
+    redact_cmd.add_parser(sub)
     p = sub.add_parser("engines", help="list the available engines")
     p.set_defaults(func=_engines)
     return parser
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("plateread: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `plateread read ... | head`: the reader of our output went away
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 if __name__ == "__main__":

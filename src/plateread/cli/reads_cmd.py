@@ -5,6 +5,7 @@ import argparse
 import csv
 import datetime as dt
 import json
+import os
 import re
 import sys
 from typing import Any, Sequence
@@ -85,6 +86,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hits", action="store_true", help="only reads that match the watchlist")
     p.add_argument("--limit", type=int, default=100, help="most reads to show, 0 for all (default: 100)")
     p.add_argument("--format", choices=READ_FORMATS, default="table", help="output format (default: table)")
+    g = p.add_argument_group("privacy (logged in the store's privacy_log)")
+    g.add_argument("--export-plate", metavar="PLATE", help="write everything stored about PLATE to --out")
+    g.add_argument("--out", metavar="FILE.json", help="with --export-plate: the JSON file to write")
+    g.add_argument("--erase-plate", metavar="PLATE",
+                   help="delete everything stored about PLATE: reads, alerts, watchlist entry, images")
     add_db_options(p)
     p.set_defaults(func=run_query)
 
@@ -125,7 +131,32 @@ def _time(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def run_privacy(args: argparse.Namespace) -> int:
+    """--export-plate / --erase-plate: the right of access and of erasure, for one plate."""
+    actor = os.environ.get("USER") or None
+    with open_store(args) as store:
+        if args.export_plate:
+            data = store.export_plate(args.export_plate, actor=actor)
+            with open(args.out, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2, ensure_ascii=False)
+            print(f"exported {_counts(data['counts'])} about {data['plate']} to {args.out}")
+        if args.erase_plate:
+            counts = store.erase_plate(args.erase_plate, actor=actor)
+            print(f"erased {_counts(counts)}")
+    return 0
+
+
+def _counts(c: dict[str, int]) -> str:
+    return (f"{c['reads']} read(s), {c['alerts']} alert(s), {c['watchlist']} watchlist entr"
+            f"{'y' if c['watchlist'] == 1 else 'ies'} and {c['media']} media file(s)")
+
+
 def run_query(args: argparse.Namespace) -> int:
+    if args.export_plate or args.erase_plate:
+        if args.export_plate and not args.out:
+            print("plateread: error: --export-plate needs --out FILE.json", file=sys.stderr)
+            return 2
+        return run_privacy(args)
     if args.fuzzy and not args.plate:
         print("plateread: error: --fuzzy needs --plate", file=sys.stderr)
         return 2

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
 import sys
 import threading
 from typing import Any
@@ -22,6 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "dashboard at /. Clients authenticate with 'Authorization: Token KEY' (plateread tokens). "
                     "Needs the [server] extra.")
     g = p.add_argument_group("server")
+    g.add_argument("--config", metavar="FILE",
+                   help="a TOML file of cameras to watch, alert targets (webhooks, MQTT) and the settings below; "
+                        "flags given here win over it (docs/SERVICE.md, examples/plateread.toml)")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
     g.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     g.add_argument("--workers", type=int, metavar="N", help="inference workers, each with its own models "
@@ -65,6 +70,47 @@ def _reader_factory(args: argparse.Namespace, max_pixels: int) -> Any:
     return make
 
 
+def apply_config(args: argparse.Namespace, service: Any) -> argparse.Namespace:
+    """The config file's [server], [store] and [engine] settings, except where a flag was given
+    (a flag still at its default counts as not given)."""
+    from .main import build_parser
+
+    defaults = build_parser().parse_args(["serve"])
+    merged = copy.copy(args)
+    for section in (service.server, service.store, service.engine):
+        for dest, value in section.items():
+            if getattr(args, dest, None) == getattr(defaults, dest, None):
+                setattr(merged, dest, value)
+    return merged
+
+
+def _camera_reader_factory(args: argparse.Namespace, max_pixels: int) -> Any:
+    """Each camera gets its own reader (its own models: cameras never wait for each other or for
+    the API), with the camera's region hint over the engine's."""
+    def make(camera: Any) -> Reader:
+        a = copy.copy(args)
+        if camera.region:
+            a.region = camera.region
+        reader = reader_from_args(a)
+        reader.max_pixels = max_pixels
+        return reader
+
+    return make
+
+
+def _setup_logging(level: str) -> None:
+    """Camera and alert messages on stderr beside uvicorn's (journald keeps them under systemd)."""
+    for name in ("plateread.cameras", "plateread.alerts", "plateread.video", "plateread.server"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            h = logging.StreamHandler(sys.stderr)
+            h.setFormatter(logging.Formatter("%(asctime)s plateread %(levelname)s %(message)s"))
+            logger.addHandler(h)
+            logger.setLevel(level.upper())
+            logger.propagate = False
+    logging.getLogger("httpx").setLevel(logging.WARNING)   # one INFO line per webhook POST otherwise
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -74,6 +120,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"plateread: error: serve needs the server extra (pip install 'plateread[server]'): {exc}",
               file=sys.stderr)
         return 2
+    service_config = None
+    if args.config:
+        from ..cameras.config import load_config
+
+        service_config = load_config(args.config)      # a ConfigError is a ValueError: one line, exit 2
+        args = apply_config(args, service_config)
+        _setup_logging(args.log_level)
     config = ServerConfig(
         host=args.host, port=args.port, auth=not args.no_auth,
         **({"workers": args.workers} if args.workers else {}), queue=args.queue,
@@ -89,14 +142,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"plateread: no API tokens yet; created {info.name!r}. Its secret, shown this once:\n\n"
                   f"    {secret}\n\nClients send 'Authorization: Token {secret}'. "
                   "Manage tokens with `plateread tokens`.\n", file=sys.stderr, flush=True)
-        app = create_app(config, store, make_reader, engine=args.engine)
+        service = None
+        if service_config is not None:
+            from ..cameras.service import CameraService
+
+            service = CameraService(service_config, store, _camera_reader_factory(args, config.max_pixels))
+        app = create_app(config, store, make_reader, engine=args.engine, service=service)
         server = uvicorn.Server(uvicorn.Config(
             app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5,
             limit_concurrency=MAX_CONNECTIONS, server_header=False, proxy_headers=False))
         app.state.plateread.exiting = lambda: server.should_exit
         print(f"plateread: serving http://{args.host}:{args.port}/ ({config.workers} worker(s), engine "
               f"{args.engine}, store {store.label}, {'token auth' if config.auth else 'NO AUTH'}"
-              f"{', storing every read' if config.store_all else ''})", file=sys.stderr, flush=True)
+              f"{', storing every read' if config.store_all else ''}"
+              f"{f', {len(service_config.cameras)} camera(s) from {args.config}' if service_config else ''})",
+              file=sys.stderr, flush=True)
         server.run()
         return 0 if server.started else 1
     finally:

@@ -171,7 +171,9 @@ class RegionDecoder:
         per_region: dict[str, float] = {}
         best: dict[str, tuple[float, str]] = {}
         for li in hits:
-            lay = auto.layouts[li]
+            # this decoder's own layout at that index: the cached automaton may have been built
+            # from an equal tuple of other Layout objects (two threads loading the formats at once)
+            lay = self.layouts[li]
             w = self._lik[id(lay)]
             per_region[lay.region] = per_region.get(lay.region, 0.0) + w
             if w > best.get(lay.region, (-1.0, ""))[0]:

@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import ClientDisconnect
@@ -274,7 +274,8 @@ async def statistics(request: Request) -> dict[str, Any]:
     return compat.statistics(calls, UNLIMITED_CALLS, now)
 
 
-@router.get("/healthz", tags=["Operations"], summary="Liveness and readiness")
+@router.get("/healthz", tags=["Operations"], summary="Liveness and readiness",
+            responses={503: {"description": "models still loading, or failed to load"}})
 async def healthz(request: Request) -> JSONResponse:
     state = get_state(request)
     pool = state.pool
@@ -285,7 +286,8 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+@router.get("/metrics", tags=["Operations"], summary="Prometheus metrics",
+            response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     state = get_state(request)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE)

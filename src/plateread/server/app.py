@@ -3,11 +3,13 @@ of the inference pool and the live feed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from fastapi import FastAPI, HTTPException, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,7 +25,11 @@ from .config import ServerConfig
 from .events import LiveFeed
 from .metrics import HttpMetricsMiddleware, Metrics
 from .pool import InferencePool
+from .retention import retain_every
 from .state import ServerState
+
+if TYPE_CHECKING:
+    from ..cameras.service import CameraService
 
 log = logging.getLogger("plateread.server")
 HERE = Path(__file__).resolve().parent
@@ -106,18 +112,38 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, add)
 
 
+async def reload_service(state: ServerState) -> dict[str, Any]:
+    """Re-reads the service's config file (SIGHUP and ``POST /api/reload``)."""
+    if state.service is None:
+        raise HTTPException(409, "this server runs no cameras (start it with --config FILE)")
+    from ..cameras.config import ConfigError
+
+    try:
+        report = await asyncio.to_thread(state.service.reload)
+    except ConfigError as exc:
+        log.error("reload refused, nothing changed: %s", exc)
+        raise HTTPException(400, f"reload refused, nothing changed: {exc}") from None
+    log.warning("reloaded %s: %s", state.service.config.path, report.to_dict())
+    return report.to_dict()
+
+
 def create_app(config: ServerConfig, store: Store, make_reader: Callable[[], Reader], *,
-               engine: str = "") -> FastAPI:
+               engine: str = "", service: "CameraService | None" = None) -> FastAPI:
     """A server over ``store`` whose workers each read with ``make_reader()``. The store stays the
-    caller's to close; the pool and the live feed start and stop with the app."""
+    caller's to close; the pool, the live feed and the camera ``service`` (if any) start and stop
+    with the app."""
     metrics = Metrics()
+    if service is not None:
+        from .metrics import ServiceCollector
+
+        metrics.registry.register(ServiceCollector(service))
     pool = InferencePool(make_reader, workers=config.workers, queue_size=config.queue_size,
                          store=store, metrics=metrics)
     state = ServerState(
         config=config, store=store, pool=pool, auth=Authenticator(store, config.auth),
         limiter=RateLimiter(config.rate, config.bucket), metrics=metrics,
         sessions=SessionSigner(config.secret, config.session_hours * 3600),
-        feed=LiveFeed(store, config.sse_poll_s, metrics), engine=engine)
+        feed=LiveFeed(store, config.sse_poll_s, metrics), engine=engine, service=service)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,11 +153,27 @@ def create_app(config: ServerConfig, store: Store, make_reader: Callable[[], Rea
             pool.close()
             raise RuntimeError(f"cannot load the models: {pool.load_error}")
         await state.feed.start()
+        retention = asyncio.create_task(retain_every(store))   # purge hourly, not only on adds
+        loop = asyncio.get_running_loop()
+        if service is not None:
+            service.on_event = lambda: loop.call_soon_threadsafe(state.feed.notify)
+            await asyncio.to_thread(service.start)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_hup()))
         try:
             yield
         finally:
+            retention.cancel()
+            if service is not None:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(signal.SIGHUP)
+                await asyncio.to_thread(service.stop)
             await state.feed.close()
             await asyncio.to_thread(pool.close)
+
+    async def _hup() -> None:
+        with contextlib.suppress(HTTPException):   # a refused reload is logged and changes nothing
+            await reload_service(state)
 
     app = FastAPI(title="plateread", version=__version__, lifespan=lifespan, redirect_slashes=False,
                   description="Plate Recognizer-compatible plate reading (`/v1/plate-reader/`), a JSON API "

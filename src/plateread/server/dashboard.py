@@ -24,7 +24,7 @@ from ..store import StoreError
 from . import compat
 from .api import acquire, clean_filename, count_call, first, receive, run_read
 from .auth import SESSION_COOKIE, Principal, csrf_ok, new_csrf, token_from_header
-from .native import search
+from .native import camera_rows, search
 from .pool import ReadJob, ReadOptions
 from .state import ServerState, get_state
 
@@ -165,7 +165,8 @@ async def read_page(request: Request, read_id: int) -> Response:
     if p.user is None:
         return to_login()
     state = get_state(request)
-    r = await run_in_threadpool(state.store.get, read_id)
+    # ids past 64 bits overflow the database driver (a 500): no such read either
+    r = await run_in_threadpool(state.store.get, read_id) if 0 < read_id < 2**63 else None
     if r is None:
         return p.render("message.html", status=404, title="Not found", message=f"There is no read {read_id}.")
     hits = await run_in_threadpool(state.store.watchlist_match, r.plate)
@@ -219,8 +220,60 @@ async def cameras_page(request: Request) -> Response:
     p = await page(request)
     if p.user is None:
         return to_login()
-    cams = await run_in_threadpool(get_state(request).store.cameras)
-    return p.render("cameras.html", title="Cameras", cameras=cams)
+    state = get_state(request)
+    cams = await run_in_threadpool(camera_rows, state)
+    return p.render("cameras.html", title="Cameras", cameras=cams, service=state.service is not None,
+                    message=request.query_params.get("reloaded"))
+
+
+@router.post("/cameras/reload")
+async def cameras_reload(request: Request) -> Response:
+    p = await page(request)
+    if p.user is None:
+        return to_login()
+    await form_checked(request, p)
+    from .app import reload_service
+
+    state = get_state(request)
+    try:
+        report = await reload_service(state)
+    except HTTPException as exc:
+        cams = await run_in_threadpool(camera_rows, state)
+        return p.render("cameras.html", status=exc.status_code, title="Cameras", cameras=cams,
+                        service=state.service is not None, error=str(exc.detail), message=None)
+    done = "; ".join(f"{k}: {', '.join(v)}" for k, v in report.items() if v and k != "unchanged") or "nothing changed"
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/cameras?reloaded={quote(done)}", status_code=303)
+
+
+@router.get("/alerts")
+async def alerts_page(request: Request) -> Response:
+    p = await page(request)
+    if p.user is None:
+        return to_login()
+    state = get_state(request)
+    q = request.query_params
+    wanted = q.get("state") if q.get("state") in ("pending", "delivered", "dead") else None
+    page_no = _int(q.get("page"), 1, 1, 100_000)
+    rows = await run_in_threadpool(lambda: state.store.outbox(PAGE + 1, (page_no - 1) * PAGE, state=wanted))
+    counts = await run_in_threadpool(state.store.outbox_counts)
+    targets = state.service.delivery() if state.service is not None else {}
+    return p.render("alerts.html", title="Alerts", rows=rows[:PAGE], more=len(rows) > PAGE, page=page_no,
+                    state=wanted, counts=sorted(counts.items()), targets=targets)
+
+
+@router.post("/alerts/retry")
+async def alerts_retry(request: Request) -> Response:
+    p = await page(request)
+    if p.user is None:
+        return to_login()
+    data = await form_checked(request, p)
+    state = get_state(request)
+    await run_in_threadpool(state.store.outbox_retry, _int(data.get("id"), 0, 0, 2**62))
+    if state.service is not None:
+        state.service.dispatcher.notify()
+    return RedirectResponse("/alerts", status_code=303)
 
 
 # ---- upload --------------------------------------------------------------------------------------

@@ -3,9 +3,10 @@ tests, do not collide)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -62,3 +63,59 @@ class HttpMetricsMiddleware:
             path = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "other")
             self.metrics.requests.labels(path, scope["method"], str(status[0])).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+
+#: per-camera counters of CameraHealth exported as plateread_camera_<name>_total
+CAMERA_COUNTERS = {
+    "frames_in": "Frames the camera's source decoded", "frames_processed": "Frames the engine read",
+    "dropped": "Live frames replaced by newer ones before the engine took them",
+    "skipped": "Frames left out by the camera's max_fps", "corrupt": "Undecodable frames skipped",
+    "reconnects": "Stream reconnects", "restarts": "Watcher restarts by the watchdog (crash, stall)",
+    "loops": "Files and folders played again from the start (loop = true)",
+    "events": "Vehicle events", "engine_errors": "Frames the engine failed on",
+}
+
+
+class ServiceCollector:
+    """Camera health and alert delivery, read from the service at each scrape (no second copy
+    of the counters to keep in step)."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        health = self.service.health()
+        online = GaugeMetricFamily("plateread_camera_online", "1 while the camera delivers frames", labels=["camera"])
+        last = GaugeMetricFamily("plateread_camera_last_event_timestamp_seconds",
+                                 "Unix time of the camera's last event (0: none yet)", labels=["camera"])
+        cpu = CounterMetricFamily("plateread_camera_cpu_seconds", "CPU time of the camera's threads",
+                                  labels=["camera"])
+        counters = {k: CounterMetricFamily(f"plateread_camera_{k}", doc, labels=["camera"])
+                    for k, doc in CAMERA_COUNTERS.items()}
+        for h in health:
+            online.add_metric([h.name], 1.0 if h.online else 0.0)
+            last.add_metric([h.name], h.last_event_at.timestamp() if h.last_event_at else 0.0)
+            cpu.add_metric([h.name], h.cpu_s)
+            for k, fam in counters.items():
+                fam.add_metric([h.name], float(getattr(h, k)))
+        yield online
+        yield last
+        yield cpu
+        yield from counters.values()
+        delivered = CounterMetricFamily("plateread_alerts_delivered", "Alerts a target acknowledged since start",
+                                        labels=["target"])
+        failed = CounterMetricFamily("plateread_alert_delivery_failures",
+                                     "Failed delivery attempts since start (each retry counts)", labels=["target"])
+        for name, d in self.service.delivery().items():
+            delivered.add_metric([name], float(d["delivered"]))
+            failed.add_metric([name], float(d["failed_attempts"]))
+        yield delivered
+        yield failed
+        outbox = GaugeMetricFamily("plateread_outbox_messages", "Outbox rows by target and state",
+                                   labels=["target", "state"])
+        try:
+            for (target, state), n in sorted(self.service.store.outbox_counts().items()):
+                outbox.add_metric([target, state], float(n))
+        except Exception:  # a database hiccup must not fail the scrape
+            pass
+        yield outbox

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ..cli.reads_cmd import parse_time
@@ -17,8 +17,19 @@ from ..store.store import KINDS
 from .auth import Principal
 from .state import ServerState, get_state
 
-router = APIRouter(prefix="/api", tags=["plateread"])
+#: Every answer the routes may give besides their own, documented so that clients (and the schema
+#: fuzzing in tests/test_fuzz_api.py) can rely on the schema.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "bad input (a time, kind or value the store refuses)"},
+    403: {"description": "missing or invalid token"},
+    404: {"description": "no such read, plate or alert"},
+    409: {"description": "not possible on this server (e.g. no cameras to reload)"},
+    429: {"description": "throttled; see Retry-After"},
+}
+router = APIRouter(prefix="/api", tags=["plateread"], responses=ERRORS)
 MAX_PAGE = 500
+#: Row ids are 64-bit signed integers in both databases; a larger one must be a 422, not a 500.
+MAX_ID = 2**63 - 1
 
 
 async def api_user(request: Request) -> Principal:
@@ -81,7 +92,7 @@ def reads(request: Request, _: Principal = Depends(api_user),
           until: str | None = Query(None),
           kind: str | None = Query(None, description=f"one of {', '.join(KINDS)}"),
           hits: bool = Query(False, description="only reads the watchlist flags"),
-          limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+          limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0, le=MAX_ID)) -> dict[str, Any]:
     state = get_state(request)
     found, watch = search(state, plate, fuzzy, camera, since, until, kind, hits, limit, offset)
     items = [read_json(r, state.store.watchlist_match(r.plate, watch)) for r in found]
@@ -90,7 +101,7 @@ def reads(request: Request, _: Principal = Depends(api_user),
 
 
 @router.get("/reads/{read_id}", summary="One read, with its crop and frame URLs")
-def read_one(request: Request, read_id: int, _: Principal = Depends(api_user)) -> dict[str, Any]:
+def read_one(request: Request, read_id: int = Path(ge=1, le=MAX_ID), _: Principal = Depends(api_user)) -> dict[str, Any]:
     state = get_state(request)
     r = state.store.get(read_id)
     if r is None:
@@ -119,6 +130,51 @@ def watch_remove(request: Request, plate: str, _: Principal = Depends(api_user))
     return Response(status_code=204)
 
 
-@router.get("/cameras", summary="Cameras and their read counts")
+def camera_rows(state: ServerState) -> list[dict[str, Any]]:
+    """Every camera the store knows and every camera the service runs: read counts, and health
+    (null for cameras the service does not run, e.g. API uploads' camera_id)."""
+    rows = {c["name"]: {**c, "health": None} for c in state.store.cameras()}
+    if state.service is not None:
+        for h in state.service.health():
+            rows.setdefault(h.name, {"name": h.name, "description": None, "reads": 0})["health"] = h.to_dict()
+            cfg = state.service.config.camera(h.name)
+            if cfg is not None and cfg.description and not rows[h.name].get("description"):
+                rows[h.name]["description"] = cfg.description
+    return [rows[k] for k in sorted(rows)]
+
+
+@router.get("/cameras", summary="Cameras: read counts, and health for the cameras this server runs")
 def cameras(request: Request, _: Principal = Depends(api_user)) -> list[dict[str, Any]]:
-    return get_state(request).store.cameras()
+    return camera_rows(get_state(request))
+
+
+@router.post("/reload", summary="Re-read the config file: add, remove and restart changed cameras and targets")
+async def reload(request: Request, _: Principal = Depends(api_user)) -> dict[str, Any]:
+    from .app import reload_service
+
+    return await reload_service(get_state(request))
+
+
+@router.get("/alerts", summary="Alerts in the outbox and their delivery state, newest first")
+def alerts(request: Request, _: Principal = Depends(api_user),
+           state: str | None = Query(None, description="pending, delivered or dead"),
+           target: str | None = Query(None, max_length=64, description="webhook:NAME or mqtt"),
+           limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0, le=MAX_ID)) -> dict[str, Any]:
+    st = get_state(request)
+    try:
+        rows = st.store.outbox(limit, offset, state=state or None, target=target or None)
+    except StoreError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return {"alerts": [r.to_dict() for r in rows], "limit": limit, "offset": offset,
+            "next_offset": offset + len(rows) if len(rows) == limit else None,
+            "targets": st.service.delivery() if st.service is not None else {}}
+
+
+@router.post("/alerts/{alert_id}/retry", summary="Send a dead or waiting alert again now")
+def alert_retry(request: Request, alert_id: int = Path(ge=1, le=MAX_ID), _: Principal = Depends(api_user)) -> dict[str, Any]:
+    st = get_state(request)
+    if not st.store.outbox_retry(alert_id):
+        raise HTTPException(404, "no such undelivered alert")
+    if st.service is not None:
+        st.service.dispatcher.notify()
+    return {"retrying": alert_id}

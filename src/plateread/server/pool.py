@@ -209,9 +209,10 @@ class InferencePool:
         elapsed = (time.perf_counter() - start) * 1000.0
         result = dataclasses.replace(result, results=reads, processing_time=elapsed)
         outcome = ReadOutcome(201, result=result, elapsed_ms=elapsed)
-        if job.store and reads and self.store is not None:
+        stored = dataclasses.replace(result, results=tuple(r for r in reads if r.plate))  # unread boxes: not reads
+        if job.store and stored.results and self.store is not None:
             try:
-                outcome.read_ids = self.store.add_image_result(result, camera=job.camera, image=image,
+                outcome.read_ids = self.store.add_image_result(stored, camera=job.camera, image=image,
                                                                seen=job.seen, keep_frame=job.keep_frame)
             except Exception as exc:  # the read still answers; the client learns it was not kept
                 outcome.store_error = str(exc)
@@ -258,6 +259,7 @@ def overrides(reader: Reader, opts: ReadOptions, decoders: dict[tuple[str, ...],
     threshold = opts.threshold_d
     if opts.redaction:
         threshold = min(threshold if threshold is not None else 1.0, REDACTION_THRESHOLD)
+        put(reader, "keep_unread", True)  # a box the OCR cannot read still needs blurring
     if threshold is not None:
         put(det, "threshold", float(threshold))
     if opts.fast:

@@ -13,6 +13,7 @@ from .metrics import Metrics
 from .pool import InferencePool
 
 if TYPE_CHECKING:
+    from ..cameras.service import CameraService
     from .events import LiveFeed
 
 
@@ -29,6 +30,7 @@ class ServerState:
     engine: str = ""
     anonymous_calls: dict[str, int] = field(default_factory=dict)   # --no-auth: calls per month, in memory
     exiting: Callable[[], bool] = lambda: False                       # the server is shutting down
+    service: "CameraService | None" = None                            # serve --config: cameras and alerts
 
 
 def get_state(request: Request) -> ServerState:

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
-                        Text, TypeDecorator)
+                        Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -148,3 +148,55 @@ class ApiUsage(Base):
     token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)   # "2026-11"
     calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxMessage(Base):
+    """An alert waiting for (or done with) one delivery target (revision 0003).
+
+    Written in the transaction that stores its event, so an event is never stored without its
+    alerts nor alerted without being stored; a delivery loop sends the pending rows and marks
+    them. ``key`` is the alert's idempotency key, the same for every target and every retry, so
+    a receiver can drop the duplicates at-least-once delivery brings.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(64))          # "webhook:NAME" or "mqtt"
+    kind: Mapped[str] = mapped_column(String(16))            # "hit" (watchlist) or "event"
+    camera: Mapped[str | None] = mapped_column(String(64))
+    read_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("reads.id", ondelete="SET NULL"))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(12), default="pending")   # pending, delivered, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("key", "target"),
+        Index(None, "target", "state", "next_attempt_at"),   # the delivery loop's query
+        Index(None, "created_at"),                           # retention and the alerts page
+    )
+
+
+class PrivacyLog(Base):
+    """One line per export or erasure of everything stored about a plate (revision 0004).
+
+    The plate itself is not kept (an erasure log that kept the plate would undo the erasure): only
+    its SHA-256, so that a request can later be shown to have been carried out by
+    someone who names the plate again.
+    """
+
+    __tablename__ = "privacy_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(8))           # "export" or "erase"
+    plate_sha256: Mapped[str] = mapped_column(String(64))
+    counts: Mapped[dict[str, Any]] = mapped_column()         # rows and files found / removed
+    actor: Mapped[str | None] = mapped_column(String(64))    # who asked (CLI user, API token name)
+
+    __table_args__ = (Index(None, "plate_sha256"),)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import os
 import time
@@ -19,7 +20,7 @@ from ..types import Box, Candidate, ImageResult, PlateRead
 from ..video.events import VehicleEvent
 from .db import ENV_MEDIA, StoreError, default_media_dir, describe, open_engine, short_error
 from .media import MediaStore
-from .models import ApiToken, ApiUsage, Camera, Read, WatchEntry, utcnow
+from .models import ApiToken, ApiUsage, Camera, OutboxMessage, PrivacyLog, Read, WatchEntry, utcnow
 from .tokens import PREFIX_LEN, TokenInfo, hash_secret, new_secret, period_of, secret_matches
 
 ENV_RETENTION = "PLATEREAD_RETENTION_DAYS"
@@ -33,6 +34,9 @@ _cameras = Camera.__table__
 _watch = WatchEntry.__table__
 _tokens = ApiToken.__table__
 _usage = ApiUsage.__table__
+_outbox = OutboxMessage.__table__
+_privacy = PrivacyLog.__table__
+OUTBOX_STATES = ("pending", "delivered", "dead")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,47 @@ class AddReport:
 class PurgeReport:
     reads: int
     files: int
+    outbox: int = 0
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An alert to write with its event: for ``target``, idempotency ``key``, JSON ``payload``."""
+
+    key: str
+    target: str
+    kind: str
+    payload: dict[str, Any]
+    camera: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An outbox row as stored; ``read_id`` is the event's read (null once retention removed it)."""
+
+    id: int
+    key: str
+    target: str
+    kind: str
+    camera: str | None
+    read_id: int | None
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(t: dt.datetime | None) -> str | None:
+            return t.isoformat() if t else None
+
+        return {"id": self.id, "key": self.key, "target": self.target, "kind": self.kind, "camera": self.camera,
+                "read_id": self.read_id, "plate": self.payload.get("plate"), "state": self.state,
+                "attempts": self.attempts, "next_attempt_at": iso(self.next_attempt_at),
+                "last_error": self.last_error, "created_at": iso(self.created_at),
+                "delivered_at": iso(self.delivered_at)}
 
 
 def _aware(value: dt.datetime, what: str) -> dt.datetime:
@@ -244,12 +289,22 @@ class Store:
             result = conn.execute(insert(_reads).returning(_reads.c.id, sort_by_parameter_order=True), list(rows))
             return [int(i) for i in result.scalars()]
 
-    def add_event(self, event: VehicleEvent) -> int:
-        """Stores one vehicle event in its own transaction; raises StoreError (nothing stored) on failure."""
+    def add_event(self, event: VehicleEvent, *, outbox: Sequence[OutboxEntry] = ()) -> int:
+        """Stores one vehicle event in its own transaction; raises StoreError (nothing stored) on failure.
+        ``outbox`` rows (its alerts) are written in the same transaction, pointing at the new read."""
         self._maybe_retain()
         row = self._event_row(event)
         with self._db(f"event {event.event_id}"):
-            return self._insert([row])[0]
+            if not outbox:
+                return self._insert([row])[0]
+            now = utcnow()
+            with self.engine.begin() as conn:
+                rid = int(conn.execute(insert(_reads).returning(_reads.c.id), [row]).scalar_one())
+                conn.execute(insert(_outbox), [
+                    {"key": o.key, "target": o.target, "kind": o.kind, "camera": o.camera, "read_id": rid,
+                     "payload": o.payload, "state": "pending", "attempts": 0, "next_attempt_at": now,
+                     "created_at": now} for o in outbox])
+            return rid
 
     def add_events(self, events: Iterable[VehicleEvent], batch_size: int = 500) -> AddReport:
         """Stores events a batch per transaction (far faster than one by one); when a batch fails,
@@ -492,7 +547,9 @@ class Store:
                 candidates = paths
             used = self._referenced(conn, candidates)
         n_files = self.media.delete(sorted(candidates - used), older_than_s=grace_s)
-        return PurgeReport(n_reads, n_files)
+        with self._db("purge"), self.engine.begin() as conn:   # alerts carry plates too
+            n_outbox = conn.execute(delete(_outbox).where(_outbox.c.created_at < cutoff)).rowcount or 0
+        return PurgeReport(n_reads, n_files, n_outbox)
 
     @staticmethod
     def _referenced(conn: Any, paths: set[str], chunk: int = 500) -> set[str]:
@@ -534,6 +591,136 @@ class Store:
     def watchlist_match(self, plate: str, items: Sequence[WatchItem] | None = None) -> list[WatchItem]:
         """Watchlist entries this plate hits; pass ``items`` to match many plates against one load."""
         return [w for w in (self.watchlist() if items is None else items) if w.matches(plate)]
+
+
+    # ---- privacy: everything about one plate (right of access, right of erasure) ---------------
+
+    def _plate_data(self, conn: Any, norm: str) -> tuple[list[StoredRead], list[Any], list[WatchItem]]:
+        """Reads of exactly ``norm``, outbox rows about them (or naming the plate after their read
+        was purged), and its watchlist entry."""
+        reads = [_stored(r) for r in conn.execute(
+            select(_reads, _cameras.c.name.label("camera_name")).select_from(_reads.outerjoin(_cameras))
+            .where(_reads.c.plate == norm).order_by(_reads.c.id))]
+        ids = {r.id for r in reads}
+        alerts = [r for r in conn.execute(select(_outbox).order_by(_outbox.c.id))
+                  if r.read_id in ids or normalize_plate(str((r.payload or {}).get("plate", ""))) == norm]
+        watch = [WatchItem(r.plate, r.fuzzy, r.label, r.reason, r.created_at)
+                 for r in conn.execute(select(_watch).where(_watch.c.plate == norm))]
+        return reads, alerts, watch
+
+    def _log_privacy(self, conn: Any, action: str, norm: str, counts: dict[str, int], actor: str | None) -> None:
+        conn.execute(insert(_privacy).values(at=utcnow(), action=action, counts=counts, actor=actor,
+                                             plate_sha256=hashlib.sha256(norm.encode()).hexdigest()))
+
+    def _plate_norm(self, plate: str) -> str:
+        norm = normalize_plate(plate)
+        if not norm or len(norm) > MAX_PLATE:
+            raise StoreError(f"plate {plate!r} is empty or too long")
+        return norm
+
+    def export_plate(self, plate: str, *, actor: str | None = None) -> dict[str, Any]:
+        """Everything stored about ``plate`` (exact, after normalising): reads and events, the alerts
+        sent about them, its watchlist entry and the media files' paths. Logged in ``privacy_log``."""
+        norm = self._plate_norm(plate)
+        with self._db("export"), self.engine.begin() as conn:
+            reads, alerts, watch = self._plate_data(conn, norm)
+            media = sorted({p for r in reads for p in (r.crop_path, r.frame_path) if p})
+            counts = {"reads": len(reads), "alerts": len(alerts), "watchlist": len(watch), "media": len(media)}
+            self._log_privacy(conn, "export", norm, counts, actor)
+        return {"plate": norm, "exported_at": utcnow().isoformat(), "counts": counts,
+                "reads": [r.to_dict() for r in reads],
+                "alerts": [_outbox_row(a).to_dict() | {"payload": a.payload} for a in alerts],
+                "watchlist": [w.to_dict() for w in watch],
+                "media": [{"path": p, "exists": self.media_path(p).is_file()} for p in media]}
+
+    def erase_plate(self, plate: str, *, actor: str | None = None) -> dict[str, int]:
+        """Deletes everything ``export_plate`` finds (media files no other read uses included), in
+        one transaction, and logs the counts. Returns them."""
+        norm = self._plate_norm(plate)
+        with self._db("erase"), self.engine.begin() as conn:
+            reads, alerts, watch = self._plate_data(conn, norm)
+            ids = [r.id for r in reads]
+            paths = {p for r in reads for p in (r.crop_path, r.frame_path) if p}
+            for i in range(0, len(alerts), 500):
+                conn.execute(delete(_outbox).where(_outbox.c.id.in_([a.id for a in alerts[i:i + 500]])))
+            for i in range(0, len(ids), 500):
+                conn.execute(delete(_reads).where(_reads.c.id.in_(ids[i:i + 500])))
+            conn.execute(delete(_watch).where(_watch.c.plate == norm))
+            shared = self._referenced(conn, paths)   # a frame another plate's read still shows
+            counts = {"reads": len(ids), "alerts": len(alerts), "watchlist": len(watch),
+                      "media": len(paths - shared)}
+            self._log_privacy(conn, "erase", norm, counts, actor)
+        counts["media"] = self.media.delete(sorted(paths - shared))
+        return counts
+
+    def privacy_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest exports and erasures (the plate only as its SHA-256)."""
+        with self._db("privacy log"), self.engine.connect() as conn:
+            rows = conn.execute(select(_privacy).order_by(_privacy.c.id.desc()).limit(limit))
+            return [{"at": r.at.isoformat(), "action": r.action, "plate_sha256": r.plate_sha256,
+                     "counts": r.counts, "actor": r.actor} for r in rows]
+
+    # ---- alert outbox --------------------------------------------------------------------------
+
+    def outbox_due(self, target: str, limit: int = 50, now: dt.datetime | None = None) -> list[OutboxRow]:
+        """The target's pending rows whose next attempt is due, oldest first."""
+        q = (select(_outbox).where((_outbox.c.target == target) & (_outbox.c.state == "pending")
+                                   & (_outbox.c.next_attempt_at <= (now or utcnow())))
+             .order_by(_outbox.c.id).limit(limit))
+        with self._db("outbox"), self.engine.connect() as conn:
+            return [_outbox_row(r) for r in conn.execute(q)]
+
+    def outbox_next_due(self, target: str) -> dt.datetime | None:
+        """When the target's earliest pending row is due (None: nothing pending)."""
+        q = select(func.min(_outbox.c.next_attempt_at)).where(
+            (_outbox.c.target == target) & (_outbox.c.state == "pending"))
+        with self._db("outbox"), self.engine.connect() as conn:
+            value = conn.execute(q).scalar()
+        if value is not None and value.tzinfo is None:   # an aggregate skips the column type on SQLite
+            value = dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.timezone.utc)
+        return value
+
+    def outbox_delivered(self, row_id: int, when: dt.datetime | None = None) -> None:
+        with self._db("outbox"), self.engine.begin() as conn:
+            conn.execute(update(_outbox).where(_outbox.c.id == row_id).values(
+                state="delivered", attempts=_outbox.c.attempts + 1, delivered_at=when or utcnow(), last_error=None))
+
+    def outbox_failed(self, row_id: int, error: str, next_attempt_at: dt.datetime, *, dead: bool = False) -> None:
+        """Counts a failed attempt; ``dead`` gives the row up (shown as such, never retried)."""
+        with self._db("outbox"), self.engine.begin() as conn:
+            conn.execute(update(_outbox).where(_outbox.c.id == row_id).values(
+                state="dead" if dead else "pending", attempts=_outbox.c.attempts + 1,
+                next_attempt_at=_aware(next_attempt_at, "next_attempt_at"), last_error=error[:500]))
+
+    def outbox_retry(self, row_id: int) -> bool:
+        """Puts a row (dead or waiting) back in line for an attempt now."""
+        with self._db("outbox"), self.engine.begin() as conn:
+            return bool(conn.execute(update(_outbox).where((_outbox.c.id == row_id) & (_outbox.c.state != "delivered"))
+                                     .values(state="pending", next_attempt_at=utcnow())).rowcount)
+
+    def outbox(self, limit: int = 100, offset: int = 0, *, state: str | None = None,
+               target: str | None = None) -> list[OutboxRow]:
+        """Outbox rows, newest first (the dashboard's alerts page, the API)."""
+        if state is not None and state not in OUTBOX_STATES:
+            raise StoreError(f"unknown state {state!r}; choose from {', '.join(OUTBOX_STATES)}")
+        q = select(_outbox).order_by(_outbox.c.id.desc()).limit(limit).offset(offset)
+        if state is not None:
+            q = q.where(_outbox.c.state == state)
+        if target is not None:
+            q = q.where(_outbox.c.target == target)
+        with self._db("outbox"), self.engine.connect() as conn:
+            return [_outbox_row(r) for r in conn.execute(q)]
+
+    def outbox_counts(self) -> dict[tuple[str, str], int]:
+        """Rows per (target, state)."""
+        q = select(_outbox.c.target, _outbox.c.state, func.count()).group_by(_outbox.c.target, _outbox.c.state)
+        with self._db("outbox"), self.engine.connect() as conn:
+            return {(t, st): int(n) for t, st, n in conn.execute(q)}
+
+
+def _outbox_row(r: Any) -> OutboxRow:
+    return OutboxRow(int(r.id), r.key, r.target, r.kind, r.camera, r.read_id, dict(r.payload or {}), r.state,
+                     int(r.attempts), r.next_attempt_at, r.last_error, r.created_at, r.delivered_at)
 
 
 def _token(row: Any, calls: int = 0) -> TokenInfo:

@@ -83,13 +83,17 @@ class PlateTracker:
     tracks that ended by that time, ``expire(now)`` closes tracks while no frames come, and
     ``flush()`` ends everything (shutdown). Timestamps are epoch seconds or aware datetimes.
     A track becomes an event only with ``min_frames`` detections and a fused score of at least
-    ``min_score``; ``keep_images`` keeps the best crop and frame in the event.
+    ``min_score``; ``keep_images`` keeps the best crop and frame in the event. ``zone`` (a polygon
+    in frame pixels) keeps only detections whose box centre lies inside it, and ``min_plate``
+    (width, height in pixels) drops smaller boxes, both before the OCR runs (a camera that sees a
+    road beyond its gate should not read, or alert on, the traffic out there).
     """
 
     def __init__(self, reader: Any = None, *, detector: Any = None, recognizer: Any = None,
                  camera: str = "camera", source: str = "", track_timeout: float = 1.0,
                  min_frames: int = 2, min_score: float = 0.1, keep_images: bool = True,
-                 region_decoder: Any = None, **tracker_options: Any) -> None:
+                 region_decoder: Any = None, zone: Sequence[tuple[float, float]] | None = None,
+                 min_plate: tuple[int, int] = (0, 0), **tracker_options: Any) -> None:
         self.detector = detector if detector is not None else getattr(reader, "detector", None)
         self.recognizer = recognizer if recognizer is not None else getattr(reader, "recognizer", None)
         self.camera, self.source = camera, source
@@ -97,8 +101,13 @@ class PlateTracker:
         self.region_decoder = region_decoder if region_decoder is not None else \
             getattr(self.recognizer, "region_decoder", None)
         self.tracker = ByteTracker(timeout=track_timeout, **tracker_options)
+        if zone is not None and len(zone) < 3:
+            raise ValueError("a detection zone needs at least 3 points")
+        self.zone = None if zone is None else np.asarray(zone, np.float32).reshape(-1, 1, 2)
+        self.min_plate = (int(min_plate[0]), int(min_plate[1]))
         self.events = 0
         self.dropped_tracks = 0
+        self.filtered = 0               # detections outside the zone or below the minimum size
         self.visible: list[Track] = []  # tracks matched in the last frame (for drawing)
 
     @property
@@ -116,9 +125,18 @@ class PlateTracker:
         """Detects and reads ``frame`` and associates it; returns the events ended by now."""
         t = _seconds(timestamp)
         ended = self.expire(t)  # even if the engine fails below, stale tracks end on time
-        detections = self.detector.detect(frame)
+        detections = self.keep(self.detector.detect(frame))
         reads = self._recognize([d.crop for d in detections]) if detections else []
         return ended + self.observe(frame, t, detections, reads)
+
+    def keep(self, detections: Sequence[Detection]) -> list[Detection]:
+        """The detections inside the zone and at least ``min_plate`` in size."""
+        min_w, min_h = self.min_plate
+        out = [d for d in detections if d.box.width >= min_w and d.box.height >= min_h and (
+            self.zone is None or cv2.pointPolygonTest(
+                self.zone, ((d.box.xmin + d.box.xmax) / 2, (d.box.ymin + d.box.ymax) / 2), False) >= 0)]
+        self.filtered += len(detections) - len(out)
+        return out
 
     def observe(self, frame: np.ndarray | None, timestamp: Timestamp,
                 detections: Sequence[Detection],
@@ -229,7 +247,10 @@ class WatchStats:
     frames: int = 0
     events: int = 0
     engine_errors: int = 0
+    skipped: int = 0                # frames left out by the frame-rate cap
     started: float = field(default_factory=time.monotonic)
+    #: time.monotonic() when the last frame came from the source: a supervisor's heartbeat
+    last_frame: float = field(default_factory=time.monotonic)
 
     def fps(self) -> float:
         return self.frames / max(1e-6, time.monotonic() - self.started)
@@ -240,6 +261,8 @@ class Watcher:
 
     ``stop`` (a threading.Event) ends it gracefully: decoding stops, buffered frames are
     processed, every open track is flushed as an event, the annotated video is closed.
+    ``max_fps`` processes at most that many frames per second of stream time (the others are
+    counted as skipped); ``realtime`` plays a file or folder at its frame rate, like a camera.
     """
 
     def __init__(self, source: str | int | os.PathLike, reader: Any, *, camera: str | None = None,
@@ -248,12 +271,18 @@ class Watcher:
                  max_reconnects: int | None = None, backoff: tuple[float, float] = (0.5, 10.0),
                  timeout: float = 5.0, queue_size: int = 8, annotate: str | None = None,
                  status: StatusLine | None = None, stop: threading.Event | None = None,
-                 keep_images: bool = True, **tracker_options: Any) -> None:
+                 keep_images: bool = True, max_fps: float | None = None, realtime: bool = False,
+                 live_buffer: int = 1, **tracker_options: Any) -> None:
         # Files default to 'now' + position, so their events sort and expire (retention) like live ones.
         start = time.time() if start_time is None else _seconds(start_time)
         self.source = VideoSource(source, fps=fps, start_time=start, live=live,
                                   queue_size=queue_size, max_reconnects=max_reconnects,
-                                  backoff=backoff, timeout=timeout)
+                                  backoff=backoff, timeout=timeout, realtime=realtime,
+                                  live_buffer=live_buffer)
+        if max_fps is not None and max_fps <= 0:
+            raise ValueError("max_fps must be positive")
+        self.min_interval = 1.0 / max_fps if max_fps else 0.0
+        self._last_t = -float("inf")
         self.tracker = PlateTracker(reader, camera=camera or default_camera_id(source),
                                     source=str(source), track_timeout=track_timeout,
                                     min_frames=min_frames, min_score=min_score,
@@ -283,6 +312,11 @@ class Watcher:
         self._writer.write(self.tracker.draw(frame))
 
     def _process(self, frame: Frame) -> list[VehicleEvent]:
+        self.stats.last_frame = time.monotonic()
+        if self.min_interval and frame.time - self._last_t < self.min_interval * 0.999:
+            self.stats.skipped += 1
+            return self.tracker.expire(frame.time)
+        self._last_t = frame.time
         self.stats.frames += 1
         try:
             events = self.tracker.update(frame.image, frame.time)

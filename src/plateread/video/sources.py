@@ -138,12 +138,16 @@ class VideoSource:
     ``fps`` overrides the file's frame rate (folders: default 10) for timestamps; ``start_time``
     (epoch seconds) is the time of a file's first frame — 0 by default, so event times of a
     recording read as positions in it. ``max_reconnects``: None = unlimited for live sources.
+    ``realtime`` paces a file or folder at its frame rate (a recorded clip standing in for a
+    camera) instead of decoding as fast as the consumer takes frames. ``live_buffer`` frames of a
+    live source may wait (default 1: only the latest); a few absorb a slow frame's burst when
+    several cameras share the cores, at the cost of reading up to that many frames late.
     """
 
     def __init__(self, source: str | int | os.PathLike, *, fps: float | None = None,
                  start_time: float = 0.0, live: bool | None = None, queue_size: int = 8,
                  max_reconnects: int | None = None, backoff: tuple[float, float] = (0.5, 10.0),
-                 timeout: float = 5.0,
+                 timeout: float = 5.0, realtime: bool = False, live_buffer: int = 1,
                  clock: Callable[[], float] = time.time) -> None:
         self.kind, self.target = parse_source(source)
         self.name = str(source)
@@ -151,9 +155,11 @@ class VideoSource:
         self.fps_override, self.start_time = fps, float(start_time)
         self.max_reconnects = max_reconnects
         self.backoff, self.timeout, self.clock = backoff, float(timeout), clock
+        self.realtime = realtime and not self.live
+        self._t0: float | None = None
         self.fps: float | None = fps if self.kind != "folder" else (fps or 10.0)
         self.stats = SourceStats()
-        self._buffer = _Buffer(1 if self.live else queue_size, latest_wins=self.live)
+        self._buffer = _Buffer(live_buffer if self.live else queue_size, latest_wins=self.live)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -195,8 +201,23 @@ class VideoSource:
     def dropped(self) -> int:
         return self._buffer.dropped
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The decoder thread (a supervisor reads its CPU time)."""
+        return self._thread
+
     # -- decoder thread --------------------------------------------------------------------
+    def _pace(self, index: int) -> None:
+        """Realtime playback: wait until frame ``index`` is due at the source's frame rate."""
+        if not self.realtime:
+            return
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        self._stop.wait(max(0.0, self._t0 + index / (self.fps or 25.0) - now))
+
     def _emit(self, img: object, index: int, t: float | None = None) -> None:
+        self._pace(index)
         good = valid_image(img)
         if good is None:
             self.stats.corrupt += 1

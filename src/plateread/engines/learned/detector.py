@@ -268,13 +268,14 @@ class LearnedDetector:
         Returns (raw detection, its letterbox, offset of its window in original pixels) triples.
         """
         boxed, lb = letterbox(image, self.width, self.height)
-        low = min(ZOOM_LOW, self.verify_threshold)
-        dets, heat = self._run(boxed, low if self.zoom else self.verify_threshold)
+        keep = min(self.threshold, self.verify_threshold)  # a caller may lower ``threshold`` later
+        low = min(ZOOM_LOW, keep)
+        dets, heat = self._run(boxed, low if self.zoom else keep)
         origin = np.zeros(2, np.float32)
-        kept = [(d, lb, origin) for d in dets if d.score >= self.verify_threshold]
+        kept = [(d, lb, origin) for d in dets if d.score >= keep]
         if not self.zoom or lb.scale > ZOOM_BELOW_SCALE:
             return kept, boxed, heat, lb
-        unsure = [d for d in dets if d.score < self.verify_threshold
+        unsure = [d for d in dets if d.score < keep
                   and d.box[2] - d.box[0] < ZOOM_MAX_WIDTH][:ZOOM_MAX_WINDOWS]
         H, W = image.shape[:2]
         zs = min(1.0, lb.scale * ZOOM_FACTOR)
