@@ -36,9 +36,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--verify", action="store_true",
                     help="instead: the OCR check of unsure detections (threshold, verify threshold, minimum "
                          "read score) through the Reader with the shipped OCR")
+    ap.add_argument("--zoom", action="store_true",
+                    help="instead: recall and detector passes per photo of the zoom pass for several "
+                         "lowest peak scores, on the held-out photos large enough to use it")
     a = ap.parse_args(argv)
     _, held = split_photos(load_photos(a.data))
     held += load_photos(a.data, DEV_SETS, "dev")
+    if a.zoom:
+        zoom_table(held, a.model)
+        return
     if a.verify:
         verify_table(held, a.model)
         return
@@ -91,6 +97,41 @@ def main(argv: list[str] | None = None) -> None:
                                   "python -m plateread.training.tune_detector --write")
         meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         print(f"wrote threshold {best_f1[1]} into {meta_path}")
+
+
+def zoom_table(held: list, model: str | None) -> None:
+    """What the zoom pass finds and costs for each ZOOM_LOW, at the model's own thresholds."""
+    from ..engines.learned import detector as det_mod
+
+    probe = LearnedDetector(detector_model=model)
+    big = [p for p in held if min(probe.width / p.image.shape[1], probe.height / p.image.shape[0])
+           < det_mod.ZOOM_BELOW_SCALE]
+    print(f"{len(big)} of {len(held)} held-out + dev photos are large enough for the zoom pass\n")
+    print("| lowest peak score | recall@0.5 | false / image | detector passes / image |")
+    print("|---|---:|---:|---:|")
+    default = det_mod.ZOOM_LOW
+    try:
+        for low in (None, 0.15, 0.2, 0.25):
+            det = LearnedDetector(detector_model=model, zoom=low is not None)
+            det_mod.ZOOM_LOW = low if low is not None else default
+            runs = [0]
+            inner = det._run
+
+            def counted(*args, _inner=inner, **kw):
+                runs[0] += 1
+                return _inner(*args, **kw)
+
+            det._run = counted
+            found = n = false = 0
+            for p in big:
+                dets = [d for d in det.detect(p.image) if d.score >= det.threshold]
+                boxes = np.array([[d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax] for d in dets], np.float32)
+                f, fa = match(boxes.reshape(-1, 4), p.boxes)
+                found, n, false = found + f, n + len(p.boxes), false + fa
+            name = "no zoom pass" if low is None else f"{low:.2f}"
+            print(f"| {name} | {found / max(n, 1):.3f} | {false / max(len(big), 1):.3f} | {runs[0] / max(len(big), 1):.2f} |")
+    finally:
+        det_mod.ZOOM_LOW = default
 
 
 def verify_table(held: list, model: str | None, low: float = 0.3) -> None:

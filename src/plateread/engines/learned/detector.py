@@ -26,7 +26,7 @@ DEFAULT_THRESHOLD = 0.35  # for a model whose .json names no tuned threshold
 #: least ZOOM_LOW and narrower than ZOOM_MAX_WIDTH input pixels, at most ZOOM_MAX_WINDOWS windows
 #: of half the input size each, run at ZOOM_FACTOR× the first pass's scale.
 ZOOM_BELOW_SCALE = 0.7
-ZOOM_LOW = 0.25  # held-out photos needing it: recall 0.689 -> 0.702 at 1.42 passes/photo (0.15: 0.708 at 2.56)
+ZOOM_LOW = 0.25  # tune_detector --zoom: held-out recall 0.689 -> 0.702 at 1.42 passes/photo (0.15: 0.708 at 2.56)
 ZOOM_MAX_WIDTH = 40
 ZOOM_MAX_WINDOWS = 2
 ZOOM_FACTOR = 3.0
