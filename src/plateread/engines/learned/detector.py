@@ -239,10 +239,7 @@ class LearnedDetector:
         self.max_plates, self.rectify = int(max_plates), bool(rectify)
         # the zoom pass feeds the model other input sizes: only for a graph with free H and W
         self.zoom = bool(zoom) and all(isinstance(d, str) for d in inp.shape[2:])
-        # a window shows less of the scene (no car around a badge or a caption): its detections
-        # must score higher than first-pass ones to count
-        self.zoom_threshold = (float(zoom_threshold) if zoom_threshold is not None
-                               else min(0.95, self.threshold + ZOOM_MARGIN))
+        self._zoom_threshold = float(zoom_threshold) if zoom_threshold is not None else None
 
     def _run(self, boxed: np.ndarray, threshold: float) -> tuple[list[RawDetection], np.ndarray]:
         heat, size, offset, corners = self.session.run(self.outputs, {self.input_name: to_tensor(boxed)})
@@ -251,13 +248,16 @@ class LearnedDetector:
                       size_unit=self.size_unit)
         return dets, heat[0, 0]
 
-    def raw(self, image: np.ndarray) -> tuple[list[RawDetection], Letterbox, np.ndarray, np.ndarray]:
-        """Decoded detections in input pixels, the letterbox, the letterboxed input, the heat-map."""
-        boxed, lb = letterbox(image, self.width, self.height)
-        dets, heat = self._run(boxed, self.threshold)
-        return dets, lb, boxed, heat
+    @property
+    def zoom_threshold(self) -> float:
+        """Score a zoom-window detection needs: a window shows less of the scene (no car around a
+        badge or a caption), so more than a first-pass one; follows ``threshold`` when a caller
+        changes it, unless set explicitly."""
+        if self._zoom_threshold is not None:
+            return self._zoom_threshold
+        return min(0.95, self.threshold + ZOOM_MARGIN)
 
-    def _zoomed(self, image: np.ndarray) -> tuple[list[tuple[RawDetection, Letterbox, np.ndarray]], np.ndarray, np.ndarray, Letterbox]:
+    def _zoomed(self, image: np.ndarray) -> tuple[list[tuple[float, np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
         """First pass, then a second look at higher resolution where it pays.
 
         A photo much larger than the input (a 1600×1200 phone photo shrinks 3.2×) leaves distant
@@ -265,16 +265,22 @@ class LearnedDetector:
         ZOOM_LOW and the threshold. Only then, and only for the best few such peaks, a small window
         around each is run again at up to ZOOM_FACTOR× the first scale (never above native), where
         the plate has a size the model knows. Photos near the input size never pay for it.
-        Returns (raw detection, its letterbox, offset of its window in original pixels) triples.
+        Returns (score, box x0 y0 x1 y1, quad 4×2) in original pixels, the letterboxed input and
+        the first pass's heat-map.
         """
         boxed, lb = letterbox(image, self.width, self.height)
         keep = min(self.threshold, self.verify_threshold)  # a caller may lower ``threshold`` later
         low = min(ZOOM_LOW, keep)
         dets, heat = self._run(boxed, low if self.zoom else keep)
-        origin = np.zeros(2, np.float32)
-        kept = [(d, lb, origin) for d in dets if d.score >= keep]
+
+        def original(r: RawDetection, rlb: Letterbox, origin: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+            return r.score, rlb.to_original(r.box.reshape(2, 2)).reshape(4) + np.tile(origin, 2), \
+                rlb.to_original(r.corners) + origin
+
+        zero = np.zeros(2, np.float32)
+        found = [original(d, lb, zero) for d in dets if d.score >= keep]
         if not self.zoom or lb.scale > ZOOM_BELOW_SCALE:
-            return kept, boxed, heat, lb
+            return found, boxed, heat
         unsure = [d for d in dets if d.score < keep
                   and d.box[2] - d.box[0] < ZOOM_MAX_WIDTH][:ZOOM_MAX_WINDOWS]
         H, W = image.shape[:2]
@@ -285,35 +291,29 @@ class LearnedDetector:
             cx, cy = lb.to_original((d.box[:2] + d.box[2:]) / 2)
             x0 = int(np.clip(round(cx - win_w / 2), 0, W - win_w))
             y0 = int(np.clip(round(cy - win_h / 2), 0, H - win_h))
-            window = image[y0:y0 + win_h, x0:x0 + win_w]
-            zboxed, zlb = letterbox(window, zw, zh)
+            zboxed, zlb = letterbox(image[y0:y0 + win_h, x0:x0 + win_w], zw, zh)
             zdets, _ = self._run(zboxed, self.zoom_threshold)
-            off = np.array([x0, y0], np.float32)
             for z in zdets:
-                zb = np.concatenate([zlb.to_original(z.box[:2]) + off, zlb.to_original(z.box[2:]) + off])
-                prev = np.array([np.concatenate([l.to_original(k.box[:2]) + o, l.to_original(k.box[2:]) + o])
-                                 for k, l, o in kept], np.float32).reshape(-1, 4)
-                if not len(prev) or iou_matrix(zb[None], prev).max() < 0.3:
-                    kept.append((z, zlb, off))
-        return kept, boxed, heat, lb
+                cand = original(z, zlb, np.array([x0, y0], np.float32))
+                prev = np.array([b for _, b, _ in found], np.float32).reshape(-1, 4)
+                if not len(prev) or iou_matrix(cand[1][None], prev).max() < 0.3:
+                    found.append(cand)
+        return found, boxed, heat
 
     def detect(self, image: np.ndarray, debug: DebugSink | None = None) -> list[Detection]:
         image = as_bgr(image)
         h, w = image.shape[:2]
-        found, boxed, heat, lb = self._zoomed(image)
+        found, boxed, heat = self._zoomed(image)
         out: list[Detection] = []
-        for r, rlb, origin in found:
-            x0, y0 = rlb.to_original(r.box[:2]) + origin
-            x1, y1 = rlb.to_original(r.box[2:]) + origin
+        for score, (x0, y0, x1, y1), quad in found:
             box = Box(int(max(0, round(x0))), int(max(0, round(y0))),
                       int(min(w, round(x1))), int(min(h, round(y1))))
             if box.width < 2 or box.height < 2:
                 continue
-            quad = rlb.to_original(r.corners) + origin
             ok = plausible_quad(quad, np.array([x0, y0, x1, y1]))
             crop = rectify(image, quad) if (self.rectify and ok) else box_crop(image, box)
             corners = tuple((float(x), float(y)) for x, y in quad) if ok else None
-            out.append(Detection(box=box, score=r.score, crop=crop, corners=corners))
+            out.append(Detection(box=box, score=score, crop=crop, corners=corners))
         if debug is not None:
             debug.add("learned_input", boxed)
             hm = cv2.applyColorMap((np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
