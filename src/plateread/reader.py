@@ -104,9 +104,7 @@ class Reader:
     ) -> tuple[ImageResult, np.ndarray]:
         start = time.perf_counter()
         bgr = load_image(image, max_pixels=self.max_pixels)
-        h, w = bgr.shape[:2]
-        results = (self._recognize(bgr, [Detection(Box(0, 0, w, h), 1.0, bgr)]) if crop
-                   else self._read_array(bgr, debug))
+        results = self._recognize(bgr, [_whole(bgr)]) if crop else self._read_array(bgr, debug)
         elapsed = (time.perf_counter() - start) * 1000.0
         result = ImageResult(
             image=name if name is not None else _describe(image),
@@ -133,7 +131,7 @@ class Reader:
                 d.box.area >= PLATE_IMAGE_COVER * w * h for d in detections):
             # a plate-shaped little image that no detection fills: most likely the plate itself
             # (a detector trained on scenes misses a plate that fills its whole input)
-            whole = self._recognize(bgr, [Detection(Box(0, 0, w, h), 1.0, bgr)], debug)
+            whole = self._recognize(bgr, [_whole(bgr)], debug)
             if whole and whole[0].score >= PLATE_IMAGE_MIN_SCORE:
                 return whole
         if not detections:
@@ -143,19 +141,16 @@ class Reader:
     def _recognize(self, bgr: np.ndarray, detections: list[Detection],
                    debug: DebugSink | None = None) -> tuple[PlateRead, ...]:
         recognitions = self.recognizer.recognize([d.crop for d in detections], debug=debug)
-        # detections under the detector's threshold (kept down to its verify threshold) count only
-        # when the OCR reads them confidently; those that fail are not worth a second look either
         sure = getattr(self.detector, "threshold", None)
-        if self.second_look is not None:
-            recognitions = [self._second_look(bgr, det, rec)
-                            if rec.score < self.second_look and not (
-                                sure is not None and det.score < sure and rec.score < VERIFY_MIN_READ)
-                            else rec for det, rec in zip(detections, recognitions)]
         reads = []
         for det, rec in zip(detections, recognitions):
-            if self.keep_unread:
-                pass
-            elif not rec.text or (sure is not None and det.score < sure and rec.score < VERIFY_MIN_READ):
+            # a detection under the detector's threshold (kept down to its verify threshold) counts
+            # only when the OCR reads it confidently; one that fails is not worth a second look
+            unsure = sure is not None and det.score < sure
+            if (self.second_look is not None and rec.score < self.second_look
+                    and not (unsure and rec.score < VERIFY_MIN_READ)):
+                rec = self._second_look(bgr, det, rec)
+            if not self.keep_unread and (not rec.text or (unsure and rec.score < VERIFY_MIN_READ)):
                 continue
             reads.append(
                 PlateRead(
@@ -171,7 +166,6 @@ class Reader:
                 )
             )
         return tuple(reads)
-
 
     def _second_look(self, bgr: np.ndarray, det: Detection, rec: Recognition) -> Recognition:
         crops = alternate_crops(bgr, det)
@@ -189,6 +183,11 @@ PLATE_IMAGE_MIN_SCORE = 0.2  # below it, the whole-image read is noise: fall bac
 #: Read score an unsure detection (under the detector's threshold) needs to be kept; chosen with
 #: the detector's verify threshold on held-out train + dev photos (docs/DETECTOR.md).
 VERIFY_MIN_READ = 0.4
+
+
+def _whole(bgr: np.ndarray) -> Detection:
+    """The whole image as one plate: an input that is a crop already."""
+    return Detection(Box(0, 0, bgr.shape[1], bgr.shape[0]), 1.0, bgr)
 
 
 def looks_like_plate(width: int, height: int) -> bool:
