@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import uuid
 
 import pytest
-from sqlalchemy import create_engine
 
 import camfakes
 from plateread.alerts.matching import alerts_for, watchlist_hits
@@ -18,32 +16,13 @@ from plateread.alerts.mqtt import MqttSender, MqttTarget
 from plateread.alerts.outbox import Dispatcher, RetryPolicy
 from plateread.alerts.webhook import WebhookSender, WebhookTarget, sign, verify
 from plateread.store import OutboxEntry, Store, StoreError
-from plateread.store.models import Base
 from plateread.types import Box, Candidate
 from plateread.video.events import VehicleEvent
+from test_store import db_url, store  # noqa: F401  (fixtures: SQLite and, with PLATEREAD_TEST_PG_URL, PostgreSQL)
 
 pytest.importorskip("httpx", reason="webhooks need httpx (the [server] extra)")
-PG_URL = os.environ.get("PLATEREAD_TEST_PG_URL")
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not PG_URL, reason="PostgreSQL cases need PLATEREAD_TEST_PG_URL (.ci/run starts one)"))]
 FAST = RetryPolicy(min_s=0.05, max_s=0.2)
 SECRET = "test-secret"
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'reads.db'}"
-    else:
-        engine = create_engine(PG_URL)
-        with engine.begin() as conn:
-            Base.metadata.drop_all(conn)
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        engine.dispose()
-        url = PG_URL
-    s = Store.open(url, tmp_path / "media")
-    yield s
-    s.close()
 
 
 def event(plate: str, camera: str = "gate-1") -> VehicleEvent:

@@ -3,41 +3,20 @@ paging and live-feed queries), on SQLite and, with PLATEREAD_TEST_PG_URL, Postgr
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import numpy as np
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from plateread.store import Store, StoreError
 from plateread.store.db import alembic_config
-from plateread.store.models import Base
 from plateread.store.tokens import hash_secret, next_period_start, period_of
 from plateread.types import Box, Candidate, ImageResult, PlateRead
+from test_store import db_url, store  # noqa: F401  (fixtures: SQLite and, with PLATEREAD_TEST_PG_URL, PostgreSQL)
 
-PG_URL = os.environ.get("PLATEREAD_TEST_PG_URL")
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not PG_URL, reason="PostgreSQL cases need PLATEREAD_TEST_PG_URL (an empty database the test may wipe; "
-                       ".ci/run starts one)"))]
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'reads.db'}"
-    else:
-        engine = create_engine(PG_URL)
-        with engine.begin() as conn:
-            Base.metadata.drop_all(conn)
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        engine.dispose()
-        url = PG_URL
-    s = Store.open(url, tmp_path / "media")
-    yield s
-    s.close()
 
 
 def test_tokens_are_hashed_checked_counted_and_revoked(store):
