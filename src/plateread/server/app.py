@@ -196,6 +196,10 @@ def create_app(config: ServerConfig, store: Store, make_reader: Callable[[], Rea
             return HTMLResponse(html, status_code=exc.status_code, headers=exc.headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(dashboard.NotSignedIn)
+    async def not_signed_in(request: Request, exc: dashboard.NotSignedIn) -> Response:
+        return dashboard.to_login()
+
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

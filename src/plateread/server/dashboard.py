@@ -77,6 +77,18 @@ def to_login() -> RedirectResponse:
     return RedirectResponse("/login", status_code=303)
 
 
+class NotSignedIn(Exception):
+    """A dashboard page asked for without a session; the app answers it with ``to_login()``."""
+
+
+async def signed_in(request: Request) -> Page:
+    """The page of a signed-in user; raises NotSignedIn (a redirect to the login page) otherwise."""
+    p = await page(request)
+    if p.user is None:
+        raise NotSignedIn()
+    return p
+
+
 async def form_checked(request: Request, p: Page) -> dict[str, Any]:
     """A small (non-file) form whose CSRF token matches the session's; 403 otherwise."""
     form = await request.form(max_files=0, max_fields=20, max_part_size=16 * 1024)
@@ -127,9 +139,7 @@ def _int(value: str | None, default: int, lo: int, hi: int) -> int:
 
 @router.get("/")
 async def reads_page(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     q = request.query_params
     plate, camera = (q.get("plate") or "").strip()[:64], (q.get("camera") or "").strip()[:64]
     fuzzy, page_no = _int(q.get("fuzzy"), 0, 0, 4), _int(q.get("page"), 1, 1, 100_000)
@@ -161,9 +171,7 @@ def _frame_size(state: ServerState, rel: str | None) -> tuple[int, int] | None:
 
 @router.get("/reads/{read_id}")
 async def read_page(request: Request, read_id: int) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     state = get_state(request)
     # ids past 64 bits overflow the database driver (a 500): no such read either
     r = await run_in_threadpool(state.store.get, read_id) if 0 < read_id < 2**63 else None
@@ -179,9 +187,7 @@ async def read_page(request: Request, read_id: int) -> Response:
 
 @router.get("/watchlist")
 async def watchlist_page(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     items = await run_in_threadpool(get_state(request).store.watchlist)
     prefill = request.query_params.get("plate", "")[:64]
     return p.render("watchlist.html", title="Watchlist", items=items, prefill=prefill)
@@ -189,9 +195,7 @@ async def watchlist_page(request: Request) -> Response:
 
 @router.post("/watchlist")
 async def watchlist_add(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     data = await form_checked(request, p)
     state = get_state(request)
     try:
@@ -207,9 +211,7 @@ async def watchlist_add(request: Request) -> Response:
 
 @router.post("/watchlist/remove")
 async def watchlist_remove(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     data = await form_checked(request, p)
     await run_in_threadpool(get_state(request).store.watchlist_remove, data.get("plate", ""))
     return RedirectResponse("/watchlist", status_code=303)
@@ -217,9 +219,7 @@ async def watchlist_remove(request: Request) -> Response:
 
 @router.get("/cameras")
 async def cameras_page(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     state = get_state(request)
     cams = await run_in_threadpool(camera_rows, state)
     return p.render("cameras.html", title="Cameras", cameras=cams, service=state.service is not None,
@@ -228,9 +228,7 @@ async def cameras_page(request: Request) -> Response:
 
 @router.post("/cameras/reload")
 async def cameras_reload(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     await form_checked(request, p)
     from .app import reload_service
 
@@ -249,9 +247,7 @@ async def cameras_reload(request: Request) -> Response:
 
 @router.get("/alerts")
 async def alerts_page(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     state = get_state(request)
     q = request.query_params
     wanted = q.get("state") if q.get("state") in ("pending", "delivered", "dead") else None
@@ -265,9 +261,7 @@ async def alerts_page(request: Request) -> Response:
 
 @router.post("/alerts/retry")
 async def alerts_retry(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     data = await form_checked(request, p)
     state = get_state(request)
     await run_in_threadpool(state.store.outbox_retry, _int(data.get("id"), 0, 0, 2**62))
@@ -280,17 +274,13 @@ async def alerts_retry(request: Request) -> Response:
 
 @router.get("/upload")
 async def upload_form(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     return p.render("upload.html", title="Upload", result=None)
 
 
 @router.post("/upload")
 async def upload(request: Request) -> Response:
-    p = await page(request)
-    if p.user is None:
-        return to_login()
+    p = await signed_in(request)
     state = get_state(request)
     deadline = time.monotonic() + state.config.timeout_s
     slot = acquire(state)
