@@ -120,13 +120,16 @@ def test_help_on_every_command(command):
     assert "usage: plateread" in out
 
 
+#: `plateread` in a subprocess with the fake engine registered (a real pipe, not capsys)
+FAKE_CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); import fakes; "
+            "from plateread.cli.main import main; sys.exit(main(sys.argv[1:]))"]
+
+
 def test_piped_output_has_no_progress_bar(tmp_path, write_image):
     for i in range(3):
         write_image(f"many/{i}.png", fake_plate_image("AB1"))
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); import fakes; "
-         "from plateread.cli.main import main; sys.exit(main(sys.argv[1:]))",
-         "read", "--engine", "fake", "--format", "jsonl", str(tmp_path / "many")],
+        [*FAKE_CLI, "read", "--engine", "fake", "--format", "jsonl", str(tmp_path / "many")],
         capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0 and proc.stderr == "" and len(proc.stdout.splitlines()) == 3
 
@@ -197,9 +200,7 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path, write_image):
     for i in range(40):
         write_image(f"many/{i}.png", fake_plate_image("AB1"))
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); import fakes; "
-         "from plateread.cli.main import main; sys.exit(main(sys.argv[1:]))",
-         "read", "--engine", "fake", "--format", "jsonl", str(tmp_path / "many")],
+        [*FAKE_CLI, "read", "--engine", "fake", "--format", "jsonl", str(tmp_path / "many")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     assert proc.stdout.readline()
     proc.stdout.close()  # like `head -1` exiting
