@@ -21,6 +21,7 @@ import numpy as np
 
 from plateread.annotate import contact_sheet
 from plateread.evaluation.dataset import iter_labelled_crops
+from plateread.evaluation.metrics import auroc
 from plateread.registry import create_recognizer
 from plateread.text import normalize_plate
 
@@ -43,16 +44,6 @@ def load_crops(data: Path, sets: tuple[str, ...]) -> dict[str, list[tuple[np.nda
                 items.append((crop, plate.text or ""))
         out[name] = items
     return out
-
-
-def auroc(scores: list[float], correct: list[bool]) -> float:
-    """Probability that a right read scores above a wrong one (ties count half)."""
-    pos = [s for s, c in zip(scores, correct) if c]
-    neg = [s for s, c in zip(scores, correct) if not c]
-    if not pos or not neg:
-        return float("nan")
-    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
-    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (len(pos) * len(neg)))
 
 
 def model_size(rec: object) -> float | None:

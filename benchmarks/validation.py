@@ -36,13 +36,13 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detector import failure_tile, pct  # noqa: E402
-from ocr_crops import auroc  # noqa: E402
 from report import DEFAULT_DATA, REPO, write_json  # noqa: E402
 
 from plateread.annotate import contact_sheet  # noqa: E402
 from plateread.engines.learned.detector import iou_matrix, match_boxes  # noqa: E402
+from plateread.evaluation.metrics import auroc  # noqa: E402
 from plateread.text import normalize_plate  # noqa: E402
-from plateread.training.data import WILDCARD as MASK  # noqa: E402  (no torch behind it)
+from plateread.training.data import WILDCARD as MASK, matches as matches_label  # noqa: E402  (no torch behind it)
 
 #: Plate-width bins (px, in the loaded photo) for detector recall: (low, high, name).
 WIDTH_BINS = ((0, 20, "<20"), (20, 40, "20-40"), (40, 80, "40-80"), (80, float("inf"), ">=80"))
@@ -174,10 +174,7 @@ def ocr_sources(data: str | Path, charset: str, limit: int | None = None) -> dic
 
 def matches(read: str, label: str) -> bool:
     """The scoring rule; a label with ``?`` is matched on its visible positions only."""
-    read = normalize_plate(read)
-    if MASK not in label:
-        return read == label
-    return len(read) == len(label) and all(l in (MASK, r) for r, l in zip(read, label))
+    return matches_label(normalize_plate(read), label)
 
 
 def classify(read: str, label: str) -> str:

@@ -147,3 +147,13 @@ def summarize(outcomes: Iterable[ImageOutcome]) -> EvalMetrics:
         median_ms=float(np.median(times)),
         p95_ms=float(np.percentile(times, 95)),
     )
+
+
+def auroc(scores: list[float], correct: list[bool]) -> float:
+    """Probability that a right read scores above a wrong one (ties count half)."""
+    pos = [s for s, c in zip(scores, correct) if c]
+    neg = [s for s, c in zip(scores, correct) if not c]
+    if not pos or not neg:
+        return float("nan")
+    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (len(pos) * len(neg)))

@@ -17,16 +17,14 @@ import numpy as np
 
 from ..engines.crnn.calibration import features, fit
 from ..engines.crnn.recognizer import DEFAULT_MODEL, CrnnRecognizer
+from ..evaluation.metrics import auroc
 from .data import clean_input, load_real, split_real
 
 
 def _report(name: str, scores: np.ndarray, ok: np.ndarray) -> str:
-    pos, neg = scores[ok], scores[~ok]
-    auroc = float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum())
-                  / max(len(pos) * len(neg), 1))
     high = scores > 0.9
     wrong = int((~ok & high).sum())
-    return (f"{name}: AUROC {auroc:.3f}; {int(high.sum())} reads > 0.9, {wrong} wrong "
+    return (f"{name}: AUROC {auroc(list(scores), list(ok)):.3f}; {int(high.sum())} reads > 0.9, {wrong} wrong "
             f"({wrong / max(int(high.sum()), 1):.1%}); mean score {scores.mean():.3f} vs accuracy {ok.mean():.3f}")
 
 

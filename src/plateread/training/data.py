@@ -32,6 +32,11 @@ REAL_SETS: dict[str, tuple[float, str]] = {
 WILDCARD = "?"
 
 
+def matches(pred: str, label: str) -> bool:
+    """Exact match, "?" in the label matching any one character (the visible-positions rule)."""
+    return len(pred) == len(label) and all(t == WILDCARD or p == t for p, t in zip(pred, label))
+
+
 @dataclass
 class RealItem:
     image: np.ndarray  # BGR; the crop, or a region of a photo around the box

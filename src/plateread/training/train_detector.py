@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from ..engines.learned.detector import decode, letterbox, to_tensor
-from .det_data import (DEV_SETS, SIZE_UNIT, STRIDE, Photo, SampleGenerator, build_targets,
+from .det_data import (DEV_SETS, SIZE_UNIT, STRIDE, TRAIN_SETS, Photo, SampleGenerator, build_targets,
                        draw_sample, load_photos, match, split_photos)
 from .det_model import PlateNet, count_params
 
@@ -234,7 +234,6 @@ def main(argv: list[str] | None = None) -> None:
         logf.flush()
 
     t0 = time.time()
-    from .det_data import TRAIN_SETS
     sets = ({n: TRAIN_SETS.get(n, False) for n in a.sets.split(",") if n and n != "none"}
             if a.sets else None)
     photos = load_photos(a.data, sets) if sets != {} else []

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
-from .data import (REAL_SETS, WILDCARD, MixedStream, clean_input, load_real, load_user_set, split_real,
-                   synthetic_set)
+from .data import (REAL_SETS, WILDCARD, MixedStream, clean_input, load_real, load_user_set, matches,
+                   split_real, synthetic_set)
 from .model import CRNN, DEFAULT_CHARSET, count_params
 
 
@@ -66,11 +66,6 @@ def with_wildcard(logp: torch.Tensor) -> torch.Tensor:
     """Appends a wildcard column: log P(any character) = logsumexp of the character columns
     (blank excluded), so a "?" target accepts every character and teaches nothing about the grey box."""
     return torch.cat([logp, torch.logsumexp(logp[..., 1:], -1, keepdim=True)], -1)
-
-
-def matches(pred: str, label: str) -> bool:
-    """Exact match, "?" in the label matching any one character."""
-    return len(pred) == len(label) and all(t == WILDCARD or p == t for p, t in zip(pred, label))
 
 
 @torch.no_grad()
