@@ -167,7 +167,7 @@ def test_watchdog_backoff_doubles_and_caps():
 
 
 def test_stream_passwords_are_masked():
-    from plateread.cameras.supervisor import redact
+    from plateread.video.sources import redact
     assert redact("rtsp://admin:s3cr3t@10.0.0.5:554/stream1") == "rtsp://admin:***@10.0.0.5:554/stream1"
     assert redact("http://cam/mjpg") == "http://cam/mjpg" and redact(0) == "0"
 

@@ -1,31 +1,30 @@
 """Cameras as a service: the supervisor's events go into the store together with their alerts,
 and the dispatcher delivers the alerts. ``plateread serve --config`` runs one beside the API.
 
-The event path, per vehicle: watchlist match (the store's rule) → the alerts it raises for each
+The event path, per vehicle: the local journal (``store.spool``: so a database outage or a
+crash loses nothing) → watchlist match (the store's rule) → the alerts it raises for each
 target → one transaction storing the read and its outbox rows → the delivery workers are woken.
-So an event is stored with its alerts or not at all, and a stored alert is sent until a target
-acknowledges it, across restarts.
+So an event is stored with its alerts or not at all, exactly once, and a stored alert is sent
+until a target acknowledges it, across restarts.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
-import time
 from typing import Any, Callable
 
 from ..alerts.matching import alerts_for, watchlist_hits
 from ..alerts.mqtt import MqttSender
 from ..alerts.outbox import Dispatcher, RetryPolicy, Sender
 from ..alerts.webhook import WebhookSender
-from ..store import Store, StoreError
+from ..store import OutboxEntry, Store
+from ..store.spool import SpooledWriter
 from ..video.events import VehicleEvent
 from .config import AlertsConfig, ServiceConfig, load_config
-from .supervisor import CameraHealth, ReaderFactory, ReloadReport, Supervisor, redact
+from .supervisor import CameraHealth, ReaderFactory, ReloadReport, Supervisor
 
 log = logging.getLogger("plateread.cameras")
-STORE_TRIES = (0.2, 1.0, 3.0)    # waits between attempts to store an event while the database is away
 
 
 def senders(alerts: AlertsConfig, cameras: list[str]) -> list[Sender]:
@@ -41,8 +40,9 @@ def policy(alerts: AlertsConfig) -> RetryPolicy:
 
 class CameraService:
     def __init__(self, config: ServiceConfig, store: Store, make_reader: ReaderFactory, *,
-                 on_event: Callable[[], None] | None = None) -> None:
+                 on_event: Callable[[], None] | None = None, spool: str | None = None) -> None:
         self.config, self.store = config, store
+        self.writer = SpooledWriter(store, spool, "cameras", outbox_for=self._alerts, on_stored=self._stored)
         self.on_event = on_event
         self.dispatcher = Dispatcher(store, senders(config.alerts, [c.name for c in config.cameras]),
                                      policy(config.alerts))
@@ -56,6 +56,7 @@ class CameraService:
 
     def start(self) -> None:
         self._seed_watchlist(self.config)
+        self.writer.start()       # first stores what a crash or an outage left in the journal
         self.dispatcher.start()
         self.supervisor.start(self.config.cameras)
         log.info("cameras: %d running; alert targets: %s", len(self.config.cameras),
@@ -65,6 +66,7 @@ class CameraService:
         """Cameras first (their open tracks become stored events and alerts), then a short chance
         to deliver what is due; what is left is delivered after the next start."""
         self.supervisor.stop()
+        self.writer.close(timeout=drain_s)
         self.dispatcher.drain(drain_s)
         self.dispatcher.stop()
 
@@ -95,24 +97,21 @@ class CameraService:
     # ---- events --------------------------------------------------------------------------------
 
     def _handle(self, camera: str, event: VehicleEvent) -> None:
-        event = dataclasses.replace(event, source=redact(event.source))   # reads are shown by the API
-        targets = self.config.alerts.targets
-        for attempt, wait in enumerate((*STORE_TRIES, None)):
-            try:
-                hits = watchlist_hits(self.store, event.plate)
-                self.store.add_event(event, outbox=alerts_for(event, hits, targets))
-                break
-            except StoreError as exc:
-                if wait is None:
-                    self.store_errors += 1
-                    log.error("camera %s: event %s (%s) NOT stored after %d tries: %s", camera, event.event_id,
-                              event.plate, attempt + 1, exc)
-                    return
-                log.warning("camera %s: storing event %s failed (%s); retrying", camera, event.event_id, exc)
-                time.sleep(wait)
+        try:
+            self.writer.add_event(event)
+        except Exception as exc:   # refused as data (never an outage: those are journalled)
+            self.store_errors += 1
+            log.error("camera %s: event %s (%s) NOT stored: %s", camera, event.event_id, event.plate, exc)
+
+    def _alerts(self, event: VehicleEvent) -> list[OutboxEntry]:
+        """Runs when the event is written (the watchlist lives in the database)."""
+        hits = watchlist_hits(self.store, event.plate)
         if hits:
-            log.info("camera %s: watchlist hit %s (%s)", camera, event.plate,
+            log.info("camera %s: watchlist hit %s (%s)", event.camera, event.plate,
                      ", ".join(w.label or w.plate for w in hits))
+        return alerts_for(event, hits, self.config.alerts.targets)
+
+    def _stored(self, _record: dict[str, Any], _ids: list[int]) -> None:
         self.dispatcher.notify()
         if self.on_event is not None:
             self.on_event()

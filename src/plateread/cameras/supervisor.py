@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from ..video.events import VehicleEvent
 from ..video.pipeline import Watcher
+from ..video.sources import redact
 from .config import CameraConfig, WatchdogConfig
 from .watchdog import Backoff, Watchdog
 
@@ -26,11 +26,6 @@ COUNTERS = ("frames_in", "frames_processed", "dropped", "skipped", "corrupt", "r
 
 ReaderFactory = Callable[[CameraConfig], Any]
 EventSink = Callable[[str, VehicleEvent], None]
-
-
-def redact(source: str | int) -> str:
-    """A source for display: a URL's password never leaves the server."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", str(source))
 
 
 def _utc(t: float | None) -> dt.datetime | None:

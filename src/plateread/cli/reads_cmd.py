@@ -67,6 +67,14 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
     add_db_options(p)
 
 
+def add_spool_option(p: argparse.ArgumentParser) -> None:
+    """--spool, for the long-running writers (watch, serve) that must survive a database outage."""
+    p.add_argument("--spool", metavar="DIR",
+                   help="journal of reads not yet in the database (kept across outages and restarts; default: "
+                        "$PLATEREAD_SPOOL, else spool/ next to the SQLite file, else per database in "
+                        "~/.local/share/plateread/spool)")
+
+
 def open_store(args: argparse.Namespace) -> Store:
     return Store.open(getattr(args, "db", None), getattr(args, "media", None),
                       retention_days=getattr(args, "retention_days", None))

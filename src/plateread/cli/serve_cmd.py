@@ -10,7 +10,7 @@ from typing import Any
 
 from ..reader import Reader
 from .engine_options import add_engine_options, reader_from_args
-from .reads_cmd import add_store_options, open_store
+from .reads_cmd import add_spool_option, add_store_options, open_store
 
 #: open connections uvicorn accepts at once (each idle one costs little; past it: 503)
 MAX_CONNECTIONS = 256
@@ -51,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     add_engine_options(p)
     add_store_options(p)
+    add_spool_option(p)
     p.set_defaults(func=run)
 
 
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         **({"workers": args.workers} if args.workers else {}), queue=args.queue,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=int(args.max_megapixels * 1e6),
         rate=args.rate_limit, burst=args.burst, timeout_s=args.timeout, store_all=args.store,
-        default_camera=args.camera, keep_frames=args.keep_frames,
+        default_camera=args.camera, keep_frames=args.keep_frames, spool=args.spool,
         allow_url_hosts=frozenset(h.strip().lower() for h in args.allow_url_host if h.strip()))
     make_reader = _reader_factory(args, config.max_pixels)
     store = open_store(args)
@@ -146,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         if service_config is not None:
             from ..cameras.service import CameraService
 
-            service = CameraService(service_config, store, _camera_reader_factory(args, config.max_pixels))
+            service = CameraService(service_config, store, _camera_reader_factory(args, config.max_pixels),
+                                    spool=args.spool)
         app = create_app(config, store, make_reader, engine=args.engine, service=service)
         server = uvicorn.Server(uvicorn.Config(
             app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5,

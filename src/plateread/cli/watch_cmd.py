@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from .engine_options import add_engine_options, reader_from_args
-from .reads_cmd import add_db_options, open_store
+from .reads_cmd import add_db_options, add_spool_option, open_store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,10 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="streams: open/read timeout in seconds (default 5)")
     o = p.add_argument_group("output")
     o.add_argument("--annotate", metavar="OUT.mp4", help="write a video with boxes, track ids, texts")
-    o.add_argument("--store", action="store_true", help="save each event with plateread.store")
+    o.add_argument("--store", action="store_true",
+                   help="save each event in the store (through a local journal: a database outage loses nothing)")
     o.add_argument("--status", action=argparse.BooleanOptionalAction, default=None,
                    help="live status line on stderr (default: when stderr is a terminal)")
     add_db_options(p)
+    add_spool_option(p)
     p.set_defaults(func=run)
 
 
@@ -74,8 +76,11 @@ def run(args: argparse.Namespace) -> int:
     from ..video.pipeline import StatusLine, Watcher
 
     _setup_logging()
+    from ..store.spool import SpooledWriter
+
     reader = reader_from_args(args)
     store = open_store(args) if args.store else None
+    writer = SpooledWriter(store, args.spool, "watch").start() if store is not None else None
     stop = threading.Event()
     signals: list[int] = []
 
@@ -95,14 +100,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         for event in watcher:
             print(json.dumps(event.to_dict()), flush=True)
-            if store is not None:
+            if writer is not None:
                 try:
-                    store.add_event(event)
+                    writer.add_event(event)
                 except Exception as exc:  # the event is on stdout; keep watching
                     logging.getLogger("plateread.video").error("store: %s: %s", type(exc).__name__, exc)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        if writer is not None:
+            writer.close(timeout=10.0)   # what is still journalled is stored at the next start
         if store is not None:
             store.close()
     src = watcher.source.stats

@@ -257,7 +257,7 @@ async def plate_reader(request: Request) -> JSONResponse:
     body = compat.snapshot_response(
         outcome.result, filename=name, camera_id=camera, timestamp=stamp or utcnow(), calls=calls,
         max_calls=UNLIMITED_CALLS, mmc=mmc, read_ids=outcome.read_ids, store_error=outcome.store_error,
-        engine=state.engine)
+        engine=state.engine, spooled=outcome.spooled)
     return JSONResponse(body, status_code=201)
 
 
@@ -282,8 +282,22 @@ async def healthz(request: Request) -> JSONResponse:
     ok = pool.ready.is_set() and pool.load_error is None
     body = {"status": "ok" if ok else ("error" if pool.load_error else "loading"), "version": __version__,
             "engine": state.engine, "workers": pool.workers, "capacity": pool.capacity, "slots_used": pool.used,
-            "error": pool.load_error}
+            "error": pool.load_error, "store": store_health(state)}
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+def store_health(state: ServerState) -> dict[str, Any]:
+    """The journals' backlog and the media errors: "degraded" while reads wait for the database
+    or images cannot be saved (the reads themselves are kept either way)."""
+    writers = {"api": state.pool.writer}
+    if state.service is not None:
+        writers["cameras"] = state.service.writer
+    spools = {name: w.health() for name, w in writers.items() if w is not None}
+    degraded = any(h["pending"] or h["outage_s"] for h in spools.values()) or state.store.media_errors > 0
+    return {"status": "degraded" if degraded else "ok", "label": state.store.label,
+            "media_errors": state.store.media_errors, "last_media_error": state.store.last_media_error,
+            "spool": {name: {k: v for k, v in h.items() if not k.startswith(("media", "last_media"))}
+                      for name, h in spools.items()}}
 
 
 @router.get("/metrics", tags=["Operations"], summary="Prometheus metrics",

@@ -23,7 +23,7 @@ from . import api, dashboard, native
 from .auth import Authenticator, RateLimiter, SessionSigner
 from .config import ServerConfig
 from .events import LiveFeed
-from .metrics import HttpMetricsMiddleware, Metrics
+from .metrics import HttpMetricsMiddleware, Metrics, StoreCollector
 from .pool import InferencePool
 from .retention import retain_every
 from .state import ServerState
@@ -138,7 +138,7 @@ def create_app(config: ServerConfig, store: Store, make_reader: Callable[[], Rea
 
         metrics.registry.register(ServiceCollector(service))
     pool = InferencePool(make_reader, workers=config.workers, queue_size=config.queue_size,
-                         store=store, metrics=metrics)
+                         store=store, metrics=metrics, spool=config.spool)
     state = ServerState(
         config=config, store=store, pool=pool, auth=Authenticator(store, config.auth),
         limiter=RateLimiter(config.rate, config.bucket), metrics=metrics,
@@ -180,6 +180,7 @@ def create_app(config: ServerConfig, store: Store, make_reader: Callable[[], Rea
                               "over the store of reads (`/api/`), and a dashboard (`/`). Authenticate with "
                               "`Authorization: Token <key>` (`plateread tokens create NAME`).")
     app.state.plateread = state
+    metrics.registry.register(StoreCollector(state))
     app.include_router(api.router)
     app.include_router(native.router)
     app.include_router(dashboard.router)

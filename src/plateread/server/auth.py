@@ -3,7 +3,9 @@ dashboard's signed session cookie with its CSRF token.
 
 Secrets are only ever compared as hashes in constant time (``Store.token_check``); the session
 cookie holds a token *id*, never a secret, and is checked against the store on every page, so
-revoking a token also ends its dashboard sessions.
+revoking a token also ends its dashboard sessions. While the database is unreachable, an API
+token it accepted in the last ``OUTAGE_GRACE_S`` seconds keeps working, so reads go on (into the
+spool) during an outage; any other call gets 503.
 """
 from __future__ import annotations
 
@@ -21,10 +23,14 @@ from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..store import Store
+from ..store.db import StoreUnavailable
 
 NO_CREDENTIALS = "Authentication credentials were not provided."
 BAD_TOKEN = "Invalid token."
 SESSION_COOKIE = "plateread_session"
+OUTAGE_GRACE_S = 600.0
+MAX_REMEMBERED = 1024
+DB_DOWN = "The database is unavailable; try again shortly."
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,26 @@ def token_from_header(value: str | None) -> str | None:
 class Authenticator:
     def __init__(self, store: Store, enabled: bool) -> None:
         self.store, self.enabled = store, enabled
+        self._known: dict[str, tuple[float, Principal]] = {}   # sha256 of a secret → (checked at, who)
+
+    async def _token(self, key: str) -> Principal | None:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._known.get(digest)
+        try:
+            info = await run_in_threadpool(self.store.token_check, key)
+        except StoreUnavailable:
+            if hit is not None and now - hit[0] < OUTAGE_GRACE_S:
+                return hit[1]
+            raise HTTPException(503, DB_DOWN, headers={"Retry-After": "5"}) from None
+        if info is None:
+            self._known.pop(digest, None)
+            return None
+        if len(self._known) >= MAX_REMEMBERED:
+            self._known.clear()
+        who = Principal(info.id, info.name, info.rate)
+        self._known[digest] = (now, who)
+        return who
 
     async def api_principal(self, request: Request) -> Principal:
         """The caller of an API route, or 403 in Plate Recognizer's words."""
@@ -64,10 +90,10 @@ class Authenticator:
         key = token_from_header(request.headers.get("authorization"))
         if key is None:
             raise HTTPException(403, NO_CREDENTIALS)
-        info = await run_in_threadpool(self.store.token_check, key)
-        if info is None:
+        who = await self._token(key)
+        if who is None:
             raise HTTPException(403, BAD_TOKEN)
-        return Principal(info.id, info.name, info.rate)
+        return who
 
     async def login(self, key: str) -> Principal | None:
         info = await run_in_threadpool(self.store.token_check, key.strip())

@@ -193,7 +193,7 @@ def plate_result(read: PlateRead, mmc: bool = False) -> dict[str, Any]:
 
 def snapshot_response(result: ImageResult, *, filename: str, camera_id: str | None, timestamp: dt.datetime,
                       calls: int, max_calls: int, mmc: bool = False, read_ids: list[int] | None = None,
-                      store_error: str | None = None, engine: str = "") -> dict[str, Any]:
+                      store_error: str | None = None, engine: str = "", spooled: bool = False) -> dict[str, Any]:
     return {
         "processing_time": round(float(result.processing_time), 3),
         "results": [plate_result(r, mmc) for r in result.results],
@@ -205,6 +205,7 @@ def snapshot_response(result: ImageResult, *, filename: str, camera_id: str | No
         "plateread": {
             "version": __version__, "engine": engine, "image_width": result.width,
             "image_height": result.height, "read_ids": read_ids or [], "store_error": store_error,
+            "spooled": spooled,
         },
     }
 

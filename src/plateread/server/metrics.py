@@ -119,3 +119,32 @@ class ServiceCollector:
         except Exception:  # a database hiccup must not fail the scrape
             pass
         yield outbox
+
+
+class StoreCollector:
+    """The journals' backlog and media failures, read at each scrape: an outage shows as a
+    growing ``plateread_spool_pending`` long before anyone misses a read."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        pending = GaugeMetricFamily("plateread_spool_pending", "Reads journalled, waiting for the database",
+                                    labels=["writer"])
+        outage = GaugeMetricFamily("plateread_store_outage_seconds",
+                                   "Seconds since the database stopped answering (0: it answers)", labels=["writer"])
+        writers = {"api": self.state.pool.writer}
+        if self.state.service is not None:
+            writers["cameras"] = self.state.service.writer
+        for name, w in writers.items():
+            if w is None:
+                continue
+            h = w.health()
+            pending.add_metric([name], float(h["pending"]))
+            outage.add_metric([name], float(h["outage_s"] or 0.0))
+        yield pending
+        yield outage
+        media = CounterMetricFamily("plateread_media_errors", "Images that could not be saved (disk full, "
+                                    "read-only); their reads were stored without them")
+        media.add_metric([], float(self.state.store.media_errors))
+        yield media

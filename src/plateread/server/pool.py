@@ -25,6 +25,7 @@ from ..imaging import ImageError, load_image
 from ..reader import Reader
 from ..store import Store
 from ..store.media import encode_jpeg
+from ..store.spool import SpooledWriter
 from ..types import ImageResult, PlateRead
 from .metrics import Metrics
 
@@ -73,6 +74,7 @@ class ReadOutcome:
     error: str | None = None
     read_ids: list[int] = field(default_factory=list)
     store_error: str | None = None
+    spooled: bool = False                 # kept in the journal; stored once the database is back
     annotated: bytes | None = None        # JPEG
     elapsed_ms: float = 0.0               # decode + read, in the worker
     waited_ms: float = 0.0                # in the queue
@@ -98,9 +100,10 @@ class Slot:
 
 class InferencePool:
     def __init__(self, make_reader: Callable[[], Reader], *, workers: int, queue_size: int,
-                 store: Store | None, metrics: Metrics) -> None:
+                 store: Store | None, metrics: Metrics, spool: str | None = None) -> None:
         self.make_reader, self.workers, self.capacity = make_reader, workers, workers + queue_size
         self.store, self.metrics = store, metrics
+        self.writer = SpooledWriter(store, spool, "api") if store is not None else None
         self._jobs: queue.Queue[tuple[ReadJob, Slot, Callable[[ReadOutcome], None]] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._used = 0
@@ -114,6 +117,8 @@ class InferencePool:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.writer is not None:
+            self.writer.start()   # first stores what an outage or a crash left in the journal
         for i in range(self.workers):
             t = threading.Thread(target=self._worker, args=(i,), name=f"plateread-infer-{i}", daemon=True)
             t.start()
@@ -124,6 +129,8 @@ class InferencePool:
             self._jobs.put(None)
         for t in self._threads:
             t.join(timeout)
+        if self.writer is not None:
+            self.writer.close(timeout)
 
     @property
     def used(self) -> int:
@@ -210,10 +217,11 @@ class InferencePool:
         result = dataclasses.replace(result, results=reads, processing_time=elapsed)
         outcome = ReadOutcome(201, result=result, elapsed_ms=elapsed)
         stored = dataclasses.replace(result, results=tuple(r for r in reads if r.plate))  # unread boxes: not reads
-        if job.store and stored.results and self.store is not None:
+        if job.store and stored.results and self.writer is not None:
             try:
-                outcome.read_ids = self.store.add_image_result(stored, camera=job.camera, image=image,
-                                                               seen=job.seen, keep_frame=job.keep_frame)
+                ids = self.writer.add_image_result(stored, camera=job.camera, image=image,
+                                                   seen=job.seen, keep_frame=job.keep_frame)
+                outcome.read_ids, outcome.spooled = ids or [], ids is None
             except Exception as exc:  # the read still answers; the client learns it was not kept
                 outcome.store_error = str(exc)
                 log.error("not stored: %s: %s", job.name, exc)

@@ -13,10 +13,25 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 ENV_DB = "PLATEREAD_DB"
 ENV_MEDIA = "PLATEREAD_MEDIA"
 BUSY_TIMEOUT_MS = 10_000
+ENV_BUSY = "PLATEREAD_SQLITE_BUSY_MS"   # how long a SQLite writer waits for a lock before the spool takes over
 
 
 class StoreError(RuntimeError):
     """Anything the store cannot do, worded for the person at the command line (no traceback)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached or was locked: the same write may succeed later, so a
+    writer keeps it (``store.spool``) instead of dropping it."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a database error is an outage (server gone, connection lost, SQLite locked, pool
+    exhausted) rather than a problem with the data written."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, TimeoutError
+
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, TimeoutError)) or \
+        bool(getattr(exc, "connection_invalidated", False))
 
 
 def data_home() -> Path:
@@ -53,12 +68,19 @@ def default_media_dir(url: URL) -> Path:
     return (db_file.parent / "media") if db_file is not None else data_home() / "media"
 
 
+def busy_timeout_ms() -> int:
+    try:
+        return max(0, int(os.environ.get(ENV_BUSY) or BUSY_TIMEOUT_MS))
+    except ValueError:
+        raise StoreError(f"${ENV_BUSY} must be a whole number of milliseconds") from None
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets a camera keep writing while someone queries; busy_timeout makes concurrent writers
     # wait instead of failing at once; SQLite only enforces foreign keys when asked to.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; a crash can lose the last commit only
     cur.close()

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import math
 import os
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from ..text import levenshtein, normalize_plate
 from ..types import Box, Candidate, ImageResult, PlateRead
 from ..video.events import VehicleEvent
-from .db import ENV_MEDIA, StoreError, default_media_dir, describe, open_engine, short_error
+from .db import (ENV_MEDIA, StoreError, StoreUnavailable, default_media_dir, describe, open_engine,
+                 short_error, transient)
 from .media import MediaStore
 from .models import ApiToken, ApiUsage, Camera, OutboxMessage, PrivacyLog, Read, WatchEntry, utcnow
 from .tokens import PREFIX_LEN, TokenInfo, hash_secret, new_secret, period_of, secret_matches
@@ -37,6 +40,9 @@ _usage = ApiUsage.__table__
 _outbox = OutboxMessage.__table__
 _privacy = PrivacyLog.__table__
 OUTBOX_STATES = ("pending", "delivered", "dead")
+TIME_FIELDS = ("first_seen", "last_seen", "created_at")
+
+log = logging.getLogger("plateread.store")
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,9 @@ class Store:
         self.label = label or describe(engine.url)
         self._camera_ids: dict[str, int] = {}
         self._retained_at = -math.inf
+        self.media_errors = 0
+        self.last_media_error: str | None = None
+        self._media_logged_at = -math.inf
 
     @classmethod
     def open(cls, url: str | None = None, media_dir: str | os.PathLike[str] | None = None, *,
@@ -230,7 +239,8 @@ class Store:
         try:
             yield
         except SQLAlchemyError as exc:
-            raise StoreError(f"{what}: {short_error(exc)}") from exc
+            cls = StoreUnavailable if transient(exc) else StoreError
+            raise cls(f"{what}: {short_error(exc)}") from exc
 
     # ---- cameras -------------------------------------------------------------------------------
 
@@ -272,39 +282,104 @@ class Store:
 
     # ---- adding --------------------------------------------------------------------------------
 
-    def _event_row(self, ev: VehicleEvent) -> dict[str, Any]:
+    def _save_media(self, image: np.ndarray | None) -> str | None:
+        """Saves an image, or returns None when the media disk fails (full, read-only): the read
+        itself matters more than its picture, so it is still stored, and the failure is counted
+        (``media_errors``, ``last_media_error``) and logged for the operator."""
+        if image is None or not image.size:
+            return None
+        try:
+            return self.media.save(image)
+        except (OSError, ValueError) as exc:
+            self.media_errors += 1
+            self.last_media_error = f"{type(exc).__name__}: {exc}"
+            now = time.monotonic()
+            if now - self._media_logged_at > 60.0:  # one line a minute, not one per read
+                self._media_logged_at = now
+                log.error("media %s: cannot save images (%s); reads are stored without them",
+                          self.media.root, self.last_media_error)
+            return None
+
+    def prepare_event(self, ev: VehicleEvent) -> dict[str, Any]:
+        """The row of one event, JSON-ready and without touching the database (a spool keeps it
+        across an outage): its images are saved now, the camera is by name, times are ISO text."""
         fields = _read_fields(ev)
         first, last = _aware(ev.first_seen, "first_seen"), _aware(ev.last_seen, "last_seen")
-        crop = self.media.save(ev.best_crop) if ev.best_crop is not None and ev.best_crop.size else None
-        frame = self.media.save(ev.frame) if ev.frame is not None and ev.frame.size else None
+        if not ev.event_id:
+            raise StoreError("an event needs an event_id")
         return {
-            "kind": "event", "event_id": ev.event_id or None, "camera_id": self._camera_id(ev.camera),
+            "kind": "event", "event_id": ev.event_id, "camera": ev.camera or None,
             "track_id": ev.track_id, **fields, "source": ev.source or "",
-            "first_seen": first, "last_seen": last, "frames": int(ev.frames), "crop_path": crop,
-            "frame_path": frame, "created_at": utcnow(),
+            "first_seen": first.isoformat(), "last_seen": last.isoformat(), "frames": int(ev.frames),
+            "crop_path": self._save_media(ev.best_crop), "frame_path": self._save_media(ev.frame),
+            "created_at": utcnow().isoformat(),
         }
 
-    def _insert(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        with self.engine.begin() as conn:
-            result = conn.execute(insert(_reads).returning(_reads.c.id, sort_by_parameter_order=True), list(rows))
-            return [int(i) for i in result.scalars()]
+    def prepare_image(self, result: ImageResult, camera: str | None = None, image: np.ndarray | None = None,
+                      *, seen: dt.datetime | None = None, keep_frame: bool = False) -> list[dict[str, Any]]:
+        """The rows of one image's reads, as ``prepare_event``. Each gets a unique key in
+        ``event_id`` so that writing the same rows twice (a retry after a lost answer) stores them once."""
+        if not result.ok or not result.results:
+            return []
+        when = (_aware(seen, "seen") if seen is not None else utcnow()).isoformat()
+        frame = self._save_media(image) if keep_frame and image is not None else None
+        rows = []
+        for r in result.results:
+            fields = _read_fields(r)
+            crop = _crop(image, r.box) if image is not None else None
+            rows.append({
+                "kind": "image", "event_id": uuid.uuid4().hex, "camera": camera or None, "track_id": None,
+                **fields, "source": result.image, "first_seen": when, "last_seen": when, "frames": 1,
+                "created_at": utcnow().isoformat(), "crop_path": self._save_media(crop), "frame_path": frame,
+            })
+        return rows
+
+    def _db_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in row.items() if k != "camera"}
+        out["camera_id"] = self._camera_id(row.get("camera"))
+        for k in TIME_FIELDS:
+            if isinstance(out.get(k), str):
+                out[k] = dt.datetime.fromisoformat(out[k])
+        return out
+
+    def commit(self, rows: Sequence[dict[str, Any]], outbox: Sequence[OutboxEntry] = (), *,
+               idempotent: bool = False) -> list[int]:
+        """Writes prepared rows, and ``outbox`` rows pointing at the first of them, in one
+        transaction. ``idempotent``: rows whose key (``event_id``) is already stored are not an
+        error but the earlier write; their ids are returned. Raises StoreUnavailable on an outage
+        (retry later), StoreError when the rows themselves are refused."""
+        if not rows:
+            return []
+        what = f"event {rows[0].get('event_id')}" if rows[0].get("kind") == "event" else f"image {rows[0].get('source')}"
+        with self._db(what):
+            db_rows = [self._db_row(r) for r in rows]
+            try:
+                with self.engine.begin() as conn:
+                    ids = [int(i) for i in conn.execute(
+                        insert(_reads).returning(_reads.c.id, sort_by_parameter_order=True), db_rows).scalars()]
+                    if outbox:
+                        now = utcnow()
+                        conn.execute(insert(_outbox), [
+                            {"key": o.key, "target": o.target, "kind": o.kind, "camera": o.camera,
+                             "read_id": ids[0], "payload": o.payload, "state": "pending", "attempts": 0,
+                             "next_attempt_at": now, "created_at": now} for o in outbox])
+                    return ids
+            except IntegrityError:
+                if not idempotent:
+                    raise
+                keys = [r["event_id"] for r in db_rows]
+                with self.engine.connect() as conn:
+                    found = dict(conn.execute(select(_reads.c.event_id, _reads.c.id)
+                                              .where(_reads.c.event_id.in_(keys))).all())
+                if len(found) != len(keys):
+                    raise
+                return [int(found[k]) for k in keys]
 
     def add_event(self, event: VehicleEvent, *, outbox: Sequence[OutboxEntry] = ()) -> int:
         """Stores one vehicle event in its own transaction; raises StoreError (nothing stored) on failure.
         ``outbox`` rows (its alerts) are written in the same transaction, pointing at the new read."""
         self._maybe_retain()
-        row = self._event_row(event)
-        with self._db(f"event {event.event_id}"):
-            if not outbox:
-                return self._insert([row])[0]
-            now = utcnow()
-            with self.engine.begin() as conn:
-                rid = int(conn.execute(insert(_reads).returning(_reads.c.id), [row]).scalar_one())
-                conn.execute(insert(_outbox), [
-                    {"key": o.key, "target": o.target, "kind": o.kind, "camera": o.camera, "read_id": rid,
-                     "payload": o.payload, "state": "pending", "attempts": 0, "next_attempt_at": now,
-                     "created_at": now} for o in outbox])
-            return rid
+        return self.commit([self.prepare_event(event)], outbox)[0]
 
     def add_events(self, events: Iterable[VehicleEvent], batch_size: int = 500) -> AddReport:
         """Stores events a batch per transaction (far faster than one by one); when a batch fails,
@@ -317,19 +392,19 @@ class Store:
             if not batch:
                 return
             try:
-                report.ids.extend(self._insert([row for _, row in batch]))
-            except SQLAlchemyError:
+                report.ids.extend(self.commit([row for _, row in batch]))
+            except StoreError:
                 for key, row in batch:
                     try:
-                        report.ids.extend(self._insert([row]))
-                    except SQLAlchemyError as exc:
-                        report.failed.append((key, short_error(exc)))
+                        report.ids.extend(self.commit([row]))
+                    except StoreError as exc:
+                        report.failed.append((key, str(exc)))
             batch.clear()
 
         for i, ev in enumerate(events):
             key = getattr(ev, "event_id", None) or f"#{i}"
             try:
-                batch.append((key, self._event_row(ev)))
+                batch.append((key, self.prepare_event(ev)))
             except (StoreError, ValueError, AttributeError, TypeError, OSError) as exc:
                 report.failed.append((key, str(exc)))
             if len(batch) >= batch_size:
@@ -341,23 +416,11 @@ class Store:
                          *, seen: dt.datetime | None = None, keep_frame: bool = False) -> list[int]:
         """Stores each plate of one image (one transaction for the image). With ``image`` (the BGR
         array the result came from) the plate crops are saved; ``keep_frame`` saves the whole image too."""
-        if not result.ok or not result.results:
+        rows = self.prepare_image(result, camera, image, seen=seen, keep_frame=keep_frame)
+        if not rows:
             return []
         self._maybe_retain()
-        when = _aware(seen, "seen") if seen is not None else utcnow()
-        frame = self.media.save(image) if keep_frame and image is not None else None
-        cid, rows = self._camera_id(camera), []
-        for r in result.results:
-            fields = _read_fields(r)
-            crop = _crop(image, r.box) if image is not None else None
-            rows.append({
-                "kind": "image", "event_id": None, "camera_id": cid, "track_id": None, **fields,
-                "source": result.image,
-                "first_seen": when, "last_seen": when, "frames": 1, "created_at": utcnow(),
-                "crop_path": self.media.save(crop) if crop is not None else None, "frame_path": frame,
-            })
-        with self._db(f"image {result.image}"):
-            return self._insert(rows)
+        return self.commit(rows)
 
     # ---- reading -------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from ..annotate import _label
 from ..types import Box, Detection, Recognition
 from .events import VehicleEvent
 from .fusion import CharDist, Observation, ctc_char_dists, fuse
-from .sources import Frame, VideoSource, default_camera_id
+from .sources import Frame, VideoSource, default_camera_id, redact
 from .tracker import ByteTracker, Track
 
 log = logging.getLogger("plateread.video")
@@ -284,7 +284,7 @@ class Watcher:
         self.min_interval = 1.0 / max_fps if max_fps else 0.0
         self._last_t = -float("inf")
         self.tracker = PlateTracker(reader, camera=camera or default_camera_id(source),
-                                    source=str(source), track_timeout=track_timeout,
+                                    source=redact(source), track_timeout=track_timeout,
                                     min_frames=min_frames, min_score=min_score,
                                     keep_images=keep_images, **tracker_options)
         self.annotate_path, self.status = annotate, status
