@@ -64,6 +64,11 @@ def parse_source(source: str | int | os.PathLike) -> tuple[str, str | int]:
     return "file", s
 
 
+def redact(source: str | int | os.PathLike) -> str:
+    """A source for display and storage: a URL's password never leaves the process."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", str(source))
+
+
 def default_camera_id(source: str | int | os.PathLike) -> str:
     """A readable camera id when the user gave none: file stem, folder name, host+path, webcamN."""
     s = str(source) if isinstance(source, int) else os.fspath(source)
