@@ -157,15 +157,22 @@ def load_level(url: str, token: str, bodies: list[tuple[bytes, str]], clients: i
     return out
 
 
-def memory_mb(pid: int | None) -> dict[str, float]:
+def memory_mib(pid: int | None) -> dict[str, float]:
+    """Resident (VmRSS) and peak resident (VmHWM) memory of a process in MiB (Linux); {} without it."""
     if pid is None:
         return {}
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return {}
-    vals = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status.splitlines()
+    return {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status.splitlines()
             if line.startswith(("VmRSS", "VmHWM"))}
+
+
+def memory_mb(pid: int | None) -> dict[str, float]:
+    vals = memory_mib(pid)
+    if not vals:
+        return {}
     return {"rss_mb": round(vals.get("VmRSS", 0.0)), "peak_mb": round(vals.get("VmHWM", 0.0))}
 
 
@@ -184,17 +191,22 @@ def start_server(workers: int, store: bool, tmp: Path) -> tuple[subprocess.Popen
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"))
     url = f"http://127.0.0.1:{port}"
     end = time.time() + 120
-    while time.time() < end:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/healthz")
-            if c.getresponse().status == 200:
-                return proc, url, token
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
+    try:
+        while time.time() < end:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    return proc, url, token
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.3)
+    except BaseException:  # Ctrl-C while the models load: leave no server behind
+        proc.kill()
+        proc.wait()
+        raise
     proc.kill()
     raise SystemExit(f"the server did not start:\n{(tmp / 'server.log').read_text()}")
 

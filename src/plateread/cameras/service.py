@@ -46,7 +46,8 @@ class CameraService:
         self.on_event = on_event
         self.dispatcher = Dispatcher(store, senders(config.alerts, [c.name for c in config.cameras]),
                                      policy(config.alerts))
-        self.supervisor = Supervisor(make_reader, self._handle, config.watchdog)
+        self.supervisor = Supervisor(make_reader, self._handle, config.watchdog,
+                                     checkpoints=self.writer.journal.dir.parent / "tracks")
         self.store_errors = 0
         self.reloads = 0
         self.last_reload: dt.datetime | None = None

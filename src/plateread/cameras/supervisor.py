@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..video.events import VehicleEvent
@@ -96,8 +97,9 @@ class CameraRunner:
     """One camera: launches its watcher generations; the watchdog decides when."""
 
     def __init__(self, config: CameraConfig, make_reader: ReaderFactory, sink: EventSink,
-                 online_s: float = 5.0) -> None:
+                 online_s: float = 5.0, checkpoint: Path | None = None) -> None:
         self.config, self.make_reader, self.sink, self.online_s = config, make_reader, sink, online_s
+        self.checkpoint = checkpoint   # open tracks, so a killed process loses no vehicle in view
         self.name = config.name
         self.state = "starting"
         self.failures = 0
@@ -148,7 +150,7 @@ class CameraRunner:
                 cfg.source, gen.reader, camera=cfg.name, track_timeout=cfg.track_timeout,
                 min_frames=cfg.min_frames, min_score=cfg.min_score, fps=cfg.fps, timeout=cfg.timeout,
                 stop=gen.stop, max_fps=cfg.max_fps, realtime=cfg.realtime, zone=cfg.zone, min_plate=cfg.min_plate,
-                live_buffer=cfg.buffer)
+                live_buffer=cfg.buffer, checkpoint=self.checkpoint)
             for event in gen.watcher:
                 if gen.abandoned:
                     self.dropped_events += 1
@@ -302,8 +304,9 @@ class Supervisor:
     """The cameras of a service and their watchdog."""
 
     def __init__(self, make_reader: ReaderFactory, sink: EventSink, watchdog: WatchdogConfig | None = None,
-                 *, online_s: float = 5.0, stop_timeout_s: float = 10.0) -> None:
+                 *, online_s: float = 5.0, stop_timeout_s: float = 10.0, checkpoints: Path | None = None) -> None:
         watchdog = watchdog or WatchdogConfig()
+        self.checkpoints = checkpoints
         self.make_reader, self.sink, self.online_s, self.stop_timeout_s = make_reader, sink, online_s, stop_timeout_s
         self.runners: dict[str, CameraRunner] = {}
         self._lock = threading.Lock()
@@ -318,7 +321,8 @@ class Supervisor:
         return report
 
     def _add(self, cfg: CameraConfig) -> None:
-        runner = CameraRunner(cfg, self.make_reader, self.sink, self.online_s)
+        runner = CameraRunner(cfg, self.make_reader, self.sink, self.online_s,
+                              self.checkpoints / f"{cfg.name}.json" if self.checkpoints is not None else None)
         self.runners[cfg.name] = runner
         runner.launch()
 

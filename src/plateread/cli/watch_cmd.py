@@ -5,6 +5,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -48,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--annotate", metavar="OUT.mp4", help="write a video with boxes, track ids, texts")
     o.add_argument("--store", action="store_true",
                    help="save each event in the store (through a local journal: a database outage loses nothing)")
+    o.add_argument("--checkpoint", metavar="FILE",
+                   help="live sources: keep the open tracks in FILE (each second), so a killed watcher's vehicles "
+                        "in view are not lost at its next start (default with --store: in the spool folder)")
+    o.add_argument("--no-checkpoint", action="store_true", help="keep no checkpoint of open tracks")
     o.add_argument("--status", action=argparse.BooleanOptionalAction, default=None,
                    help="live status line on stderr (default: when stderr is a terminal)")
     add_db_options(p)
@@ -72,8 +77,13 @@ def _setup_logging() -> None:
         logger.propagate = False
 
 
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80] or "camera"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..video.pipeline import StatusLine, Watcher
+    from ..video.sources import default_camera_id
 
     _setup_logging()
     from ..store.spool import SpooledWriter
@@ -81,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     reader = reader_from_args(args)
     store = open_store(args) if args.store else None
     writer = SpooledWriter(store, args.spool, "watch").start() if store is not None else None
+    camera = args.camera or default_camera_id(args.source)
+    checkpoint = None if args.no_checkpoint else args.checkpoint or (
+        writer.journal.dir.parent / "tracks" / f"watch-{_file_safe(camera)}.json" if writer is not None else None)
     stop = threading.Event()
     signals: list[int] = []
 
@@ -91,12 +104,12 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    watcher = Watcher(args.source, reader, camera=args.camera, track_timeout=args.track_timeout,
+    watcher = Watcher(args.source, reader, camera=camera, track_timeout=args.track_timeout,
                       min_frames=args.min_frames, min_score=args.min_score, fps=args.fps,
                       start_time=_start_time(args.start_time), max_reconnects=args.max_reconnects,
                       timeout=args.timeout, annotate=args.annotate,
                       status=StatusLine(enabled=args.status), stop=stop,
-                      high=args.track_high, low=args.track_low)
+                      high=args.track_high, low=args.track_low, checkpoint=checkpoint)
     try:
         for event in watcher:
             print(json.dumps(event.to_dict()), flush=True)

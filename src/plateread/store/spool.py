@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..types import Box, Candidate, ImageResult
+from ..types import ImageResult
 from ..video.events import VehicleEvent
 from .db import StoreError, StoreUnavailable, data_home, sqlite_file
 from .store import OutboxEntry, Store
@@ -47,16 +47,6 @@ def default_spool_dir(store: Store) -> Path:
     if db_file is not None:
         return db_file.parent / "spool"
     return data_home() / "spool" / hashlib.sha256(store.label.encode()).hexdigest()[:16]
-
-
-def event_from_dict(d: dict[str, Any]) -> VehicleEvent:
-    """A VehicleEvent back from ``VehicleEvent.to_dict()`` (without its images)."""
-    return VehicleEvent(
-        event_id=d["event_id"], camera=d["camera"], track_id=int(d["track_id"]), plate=d["plate"],
-        score=float(d["score"]), first_seen=dt.datetime.fromisoformat(d["first_seen"]),
-        last_seen=dt.datetime.fromisoformat(d["last_seen"]), frames=int(d["frames"]), box=Box(**d["box"]),
-        candidates=tuple(Candidate(c["plate"], c["score"]) for c in d.get("candidates", ())),
-        region=d.get("region"), region_score=d.get("region_score"), source=d.get("source", ""))
 
 
 class Journal:
@@ -267,7 +257,7 @@ class SpooledWriter:
         outbox: Sequence[OutboxEntry] = ()
         if record.get("alerts") and self.outbox_for is not None:
             try:
-                outbox = self.outbox_for(event_from_dict(record["event"]))
+                outbox = self.outbox_for(VehicleEvent.from_dict(record["event"]))
             except StoreUnavailable:
                 raise
             except StoreError as exc:

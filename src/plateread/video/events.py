@@ -34,6 +34,16 @@ class VehicleEvent:
     best_crop: np.ndarray | None = field(default=None, repr=False)
     frame: np.ndarray | None = field(default=None, repr=False)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VehicleEvent":
+        """The event back from ``to_dict()`` (without its images)."""
+        return cls(
+            event_id=d["event_id"], camera=d["camera"], track_id=int(d["track_id"]), plate=d["plate"],
+            score=float(d["score"]), first_seen=dt.datetime.fromisoformat(d["first_seen"]),
+            last_seen=dt.datetime.fromisoformat(d["last_seen"]), frames=int(d["frames"]), box=Box(**d["box"]),
+            candidates=tuple(Candidate(c["plate"], c["score"]) for c in d.get("candidates", ())),
+            region=d.get("region"), region_score=d.get("region_score"), source=d.get("source", ""))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, without the images (the store saves those as files)."""
         return {

@@ -18,8 +18,10 @@ from ..annotate import _label
 from ..types import Box, Detection, Recognition
 from .events import VehicleEvent
 from .fusion import CharDist, Observation, ctc_char_dists, fuse
+from .checkpoint import TrackCheckpoint
 from .sources import Frame, VideoSource, default_camera_id, redact
 from .tracker import ByteTracker, Track
+from ..text import levenshtein
 
 log = logging.getLogger("plateread.video")
 
@@ -62,8 +64,11 @@ class _Read:
 
 @dataclass
 class _PlateTrack:
-    """What a geometric track accumulates: its reads and the best frame so far."""
+    """What a geometric track accumulates: its reads and the best frame so far. The event id is
+    fixed when the track starts, so a checkpointed track and its final event are one record."""
 
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    recovered: VehicleEvent | None = None   # the same vehicle as checkpointed before a restart
     reads: list[_Read] = field(default_factory=list)
     votes: dict[str, float] = field(default_factory=dict)  # running text vote, for display
     best_q: float = -1.0
@@ -109,6 +114,7 @@ class PlateTracker:
         self.dropped_tracks = 0
         self.filtered = 0               # detections outside the zone or below the minimum size
         self.visible: list[Track] = []  # tracks matched in the last frame (for drawing)
+        self._recovered: dict[str, tuple[VehicleEvent, float]] = {}   # event id → (event, deadline)
 
     @property
     def open_tracks(self) -> int:
@@ -160,6 +166,7 @@ class PlateTracker:
             if rec.text:
                 pt.votes[rec.text] = pt.votes.get(rec.text, 0.0) + det.score * rec.score
                 tr.text = pt.text
+                self._adopt(tr, pt)
             q = det.score * _conf(rec.score) * np.sqrt(max(1, det.box.height) * max(sharp, 1e-6)) \
                 if rec.text else -0.5
             if q > pt.best_q:
@@ -167,20 +174,54 @@ class PlateTracker:
                 if self.keep_images:
                     pt.best_crop = det.crop.copy()
                     pt.best_frame = frame.copy() if frame is not None else None
-        return self._finish(ended)
+        return self._finish(ended) + self._release(t)
 
     def expire(self, timestamp: Timestamp) -> list[VehicleEvent]:
-        return self._finish(self.tracker.expire(_seconds(timestamp)))
+        t = _seconds(timestamp)
+        return self._finish(self.tracker.expire(t)) + self._release(t)
 
     def flush(self) -> list[VehicleEvent]:
         """Ends every open track (shutdown): nothing seen is lost."""
         self.visible = []
-        return self._finish(self.tracker.flush())
+        return self._finish(self.tracker.flush()) + self._release(None)
+
+    # ---- checkpoints: open tracks survive a killed process ------------------------------------
+
+    def provisional(self) -> list[VehicleEvent]:
+        """The event each open track would make if it ended now (without images): what a
+        checkpoint keeps, so that a SIGKILL loses only what the next start cannot see."""
+        return [ev for tr in self.tracker.tracks if (ev := self._event(tr, images=False)) is not None]
+
+    def recover(self, events: Sequence[VehicleEvent], now: Timestamp, grace: float = 2.0) -> None:
+        """Takes back a checkpoint's events after a restart. A vehicle still in view within the
+        track timeout + ``grace`` seconds continues its recovered event (same id, first sighting
+        and frames added); any other is emitted as it was checkpointed."""
+        deadline = _seconds(now) + self.tracker.timeout + grace
+        for ev in events:
+            self._recovered[ev.event_id] = (ev, deadline)
+
+    def _adopt(self, tr: Track, pt: _PlateTrack) -> None:
+        if pt.recovered is not None or not self._recovered or not pt.text:
+            return
+        for eid, (ev, _) in self._recovered.items():
+            if levenshtein(ev.plate, pt.text, 1) <= (1 if len(ev.plate) >= 5 else 0):
+                pt.event_id, pt.recovered = eid, ev
+                del self._recovered[eid]
+                return
+
+    def _release(self, t: float | None) -> list[VehicleEvent]:
+        """Recovered events whose vehicle did not come back by their deadline (all at shutdown)."""
+        due = [eid for eid, (_, deadline) in self._recovered.items() if t is None or t > deadline]
+        out = [self._recovered.pop(eid)[0] for eid in due]
+        self.events += len(out)
+        return out
 
     def _finish(self, tracks: list[Track]) -> list[VehicleEvent]:
         out = []
         for tr in tracks:
             ev = self._event(tr)
+            if ev is None and tr.data is not None and tr.data.recovered is not None:
+                ev = tr.data.recovered    # its few frames since the restart add nothing, but it was a vehicle
             if ev is None:
                 self.dropped_tracks += 1
             else:
@@ -188,7 +229,7 @@ class PlateTracker:
                 out.append(ev)
         return out
 
-    def _event(self, tr: Track) -> VehicleEvent | None:
+    def _event(self, tr: Track, images: bool = True) -> VehicleEvent | None:
         pt: _PlateTrack | None = tr.data
         if pt is None or len(pt.reads) < self.min_frames:
             return None
@@ -201,12 +242,15 @@ class PlateTracker:
         fused = fuse(obs, self.region_decoder)
         if not fused.text or fused.score < self.min_score:
             return None
+        first, frames = _utc(pt.reads[0].time), len(pt.reads)
+        if pt.recovered is not None:   # seen before a restart as well
+            first, frames = min(first, pt.recovered.first_seen), frames + pt.recovered.frames
         return VehicleEvent(
-            event_id=uuid.uuid4().hex, camera=self.camera, track_id=tr.id, plate=fused.text,
-            score=fused.score, first_seen=_utc(pt.reads[0].time), last_seen=_utc(pt.reads[-1].time),
-            frames=len(pt.reads), box=pt.best_box or pt.reads[-1].box, candidates=fused.candidates,
+            event_id=pt.event_id, camera=self.camera, track_id=tr.id, plate=fused.text,
+            score=fused.score, first_seen=first, last_seen=_utc(pt.reads[-1].time),
+            frames=frames, box=pt.best_box or pt.reads[-1].box, candidates=fused.candidates,
             region=fused.region, region_score=fused.region_score, source=self.source,
-            best_crop=pt.best_crop, frame=pt.best_frame)
+            best_crop=pt.best_crop if images else None, frame=pt.best_frame if images else None)
 
     def draw(self, frame: np.ndarray) -> np.ndarray:
         """A copy of ``frame`` with the tracks seen in it: box, track id, current best text."""
@@ -272,7 +316,8 @@ class Watcher:
                  timeout: float = 5.0, queue_size: int = 8, annotate: str | None = None,
                  status: StatusLine | None = None, stop: threading.Event | None = None,
                  keep_images: bool = True, max_fps: float | None = None, realtime: bool = False,
-                 live_buffer: int = 1, **tracker_options: Any) -> None:
+                 live_buffer: int = 1, checkpoint: str | os.PathLike | None = None, checkpoint_s: float = 1.0,
+                 **tracker_options: Any) -> None:
         # Files default to 'now' + position, so their events sort and expire (retention) like live ones.
         start = time.time() if start_time is None else _seconds(start_time)
         self.source = VideoSource(source, fps=fps, start_time=start, live=live,
@@ -288,6 +333,9 @@ class Watcher:
                                     min_frames=min_frames, min_score=min_score,
                                     keep_images=keep_images, **tracker_options)
         self.annotate_path, self.status = annotate, status
+        self.checkpoint = TrackCheckpoint(checkpoint) if checkpoint is not None else None
+        self.checkpoint_s = checkpoint_s
+        self._checkpointed = -float("inf")
         self.stop = stop or threading.Event()
         self.stats = WatchStats()
         self._writer: cv2.VideoWriter | None = None
@@ -328,9 +376,25 @@ class Watcher:
         self._write(frame.image)
         return events
 
+    def _save_checkpoint(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.checkpoint is None or not self.source.live or (not force and now - self._checkpointed < self.checkpoint_s):
+            return
+        self._checkpointed = now
+        try:
+            self.checkpoint.save(self.tracker.provisional())
+        except OSError as exc:   # a full disk must not stop the camera
+            log.warning("checkpoint %s: %s", self.checkpoint.path, exc)
+
     def __iter__(self) -> Iterator[VehicleEvent]:
         src = self.source
         try:
+            if self.checkpoint is not None and src.live:
+                recovered = self.checkpoint.load()
+                if recovered:
+                    log.warning("%s: %d vehicle(s) in view when the last run ended; continuing them",
+                                self.tracker.camera, len(recovered))
+                    self.tracker.recover(recovered, time.time())
             src.start()
             for frame in src.frames(idle=0.25):
                 if frame is None:  # idle; a live source's tracks end by the wall clock
@@ -339,6 +403,7 @@ class Watcher:
                     events = self._process(frame)
                 self.stats.events += len(events)
                 yield from events
+                self._save_checkpoint(force=bool(events))   # an ended track leaves the checkpoint at once
                 self._status()
                 if self.stop.is_set():
                     break
@@ -350,6 +415,8 @@ class Watcher:
             events = self.tracker.flush()
             self.stats.events += len(events)
             yield from events
+            if self.checkpoint is not None:
+                self.checkpoint.clear()   # everything was handed on
             if src.error:
                 raise RuntimeError(src.error)
         finally:
