@@ -200,11 +200,7 @@ async def count_call(state: ServerState, who: Principal) -> int:
         month = period_of(utcnow())
         state.anonymous_calls[month] = state.anonymous_calls.get(month, 0) + 1
         return state.anonymous_calls[month]
-    try:
-        return await run_in_threadpool(state.store.count_call, who.token_id)
-    except StoreError as exc:  # the read succeeded; a counter that cannot be written must not undo it
-        log.warning("usage not counted for token %s: %s", who.name, exc)
-        return 0
+    return await state.usage.add(who.token_id)
 
 
 @router.post("/v1/plate-reader/", status_code=201, openapi_extra=_READER_DOC, tags=["Plate Recognizer"],
@@ -270,7 +266,10 @@ async def statistics(request: Request) -> dict[str, Any]:
     if who.token_id is None:
         calls = state.anonymous_calls.get(period_of(now), 0)
     else:
-        calls = await run_in_threadpool(state.store.calls, who.token_id, now)
+        try:
+            calls = await state.usage.calls(who.token_id)
+        except StoreError as exc:
+            raise HTTPException(503, f"usage not readable now: {exc}") from None
     return compat.statistics(calls, UNLIMITED_CALLS, now)
 
 

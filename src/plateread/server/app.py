@@ -27,6 +27,7 @@ from .metrics import HttpMetricsMiddleware, Metrics, StoreCollector
 from .pool import InferencePool
 from .retention import retain_every
 from .state import ServerState
+from .usage import UsageCounter
 
 if TYPE_CHECKING:
     from ..cameras.service import CameraService
@@ -143,7 +144,8 @@ def create_app(config: ServerConfig, store: Store, make_reader: Callable[[], Rea
         config=config, store=store, pool=pool, auth=Authenticator(store, config.auth),
         limiter=RateLimiter(config.rate, config.bucket), metrics=metrics,
         sessions=SessionSigner(config.secret, config.session_hours * 3600),
-        feed=LiveFeed(store, config.sse_poll_s, metrics), engine=engine, service=service)
+        feed=LiveFeed(store, config.sse_poll_s, metrics), usage=UsageCounter(store), engine=engine,
+        service=service)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,6 +155,7 @@ def create_app(config: ServerConfig, store: Store, make_reader: Callable[[], Rea
             pool.close()
             raise RuntimeError(f"cannot load the models: {pool.load_error}")
         await state.feed.start()
+        state.usage.start()
         retention = asyncio.create_task(retain_every(store))   # purge hourly, not only on adds
         loop = asyncio.get_running_loop()
         if service is not None:
@@ -169,6 +172,7 @@ def create_app(config: ServerConfig, store: Store, make_reader: Callable[[], Rea
                     loop.remove_signal_handler(signal.SIGHUP)
                 await asyncio.to_thread(service.stop)
             await state.feed.close()
+            await state.usage.close()
             await asyncio.to_thread(pool.close)
 
     async def _hup() -> None:

@@ -11,6 +11,7 @@ from .auth import Authenticator, RateLimiter, SessionSigner
 from .config import ServerConfig
 from .metrics import Metrics
 from .pool import InferencePool
+from .usage import UsageCounter
 
 if TYPE_CHECKING:
     from ..cameras.service import CameraService
@@ -27,6 +28,7 @@ class ServerState:
     metrics: Metrics
     sessions: SessionSigner
     feed: "LiveFeed"
+    usage: UsageCounter
     engine: str = ""
     anonymous_calls: dict[str, int] = field(default_factory=dict)   # --no-auth: calls per month, in memory
     exiting: Callable[[], bool] = lambda: False                       # the server is shutting down

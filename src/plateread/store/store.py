@@ -559,16 +559,16 @@ class Store:
                 hit = r
         return _token(hit) if hit is not None else None
 
-    def count_call(self, token_id: int, when: dt.datetime | None = None) -> int:
-        """Adds one call to the token's month and returns that month's count."""
+    def count_call(self, token_id: int, when: dt.datetime | None = None, n: int = 1) -> int:
+        """Adds ``n`` calls to the token's month and returns that month's count."""
         when = when or utcnow()
         key = (_usage.c.token_id == token_id) & (_usage.c.period == period_of(when))
         with self._db("usage"):
             for attempt in (0, 1):  # a concurrent first call of the month may insert the row first
                 try:
                     with self.engine.begin() as conn:
-                        if not conn.execute(update(_usage).where(key).values(calls=_usage.c.calls + 1)).rowcount:
-                            conn.execute(insert(_usage).values(token_id=token_id, period=period_of(when), calls=1))
+                        if not conn.execute(update(_usage).where(key).values(calls=_usage.c.calls + n)).rowcount:
+                            conn.execute(insert(_usage).values(token_id=token_id, period=period_of(when), calls=n))
                         conn.execute(update(_tokens).where(_tokens.c.id == token_id).values(last_used_at=when))
                         return int(conn.scalar(select(_usage.c.calls).where(key)) or 0)
                 except IntegrityError:
