@@ -34,25 +34,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def draw_plate(img: np.ndarray, text: str, x: int, y: int) -> None:
+def draw_plate(img: np.ndarray, text: str, x: int, y: int, scale: float = 1.0) -> None:
     """A bright plate with one grey block per character (level = 20 + 5 × index): flat 10 px
-    blocks keep their level through JPEG, unlike fakes' pixel code."""
+    blocks keep their level through JPEG, unlike fakes' pixel code. ``scale`` draws it bigger or
+    smaller (the same plate seen at another resolution)."""
+    s = lambda v: round(v * scale)  # noqa: E731
     pw = 2 * MARGIN + BLOCK * max(len(text), 6)
-    img[y:y + PH, x:x + pw] = 255
+    img[y:y + s(PH), x:x + s(pw)] = 255
     for i, ch in enumerate(text):
-        x0 = x + MARGIN + i * BLOCK
-        img[y + 7:y + 17, x0:x0 + BLOCK] = 20 + 5 * CHARSET.index(ch)
+        x0 = x + s(MARGIN + i * BLOCK)
+        img[y + s(7):y + s(17), x0:x0 + s(BLOCK)] = 20 + 5 * CHARSET.index(ch)
 
 
 def decode_blocks(crop: np.ndarray) -> str:
     g = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
     h, w = g.shape[:2]
+    scale = h / PH if abs(h / PH - 1) > 0.2 else 1.0   # a plate drawn (or resized) at another scale
     cy, out = h // 2, []
+    r = max(1, round(2 * scale))
     for i in range(12):
-        cx = MARGIN + i * BLOCK + BLOCK // 2
-        if cx + 2 > w - MARGIN:
+        cx = round((MARGIN + i * BLOCK + BLOCK / 2) * scale)
+        if cx + r > w - MARGIN * scale:
             break
-        v = float(g[cy - 2:cy + 2, cx - 2:cx + 2].mean())
+        v = float(g[cy - r:cy + r, cx - r:cx + r].mean())
         if v > 205:
             break
         out.append(CHARSET[min(len(CHARSET) - 1, max(0, round((v - 20) / 5)))])
@@ -94,16 +98,81 @@ def jpegs(frames: Sequence[np.ndarray], quality: int = 95) -> list[bytes]:
     return [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for f in frames]
 
 
-class MjpegCamera:
-    """A live camera on 127.0.0.1: plays ``frames`` at ``fps`` in a loop to every client.
-    ``hang()`` keeps connections open but sends nothing; ``break_stream()`` closes them and
-    refuses new ones until ``resume()``."""
+@dataclass(frozen=True)
+class Part:
+    """One multipart part of any bytes and content type (garbage, for fault tests)."""
 
-    def __init__(self, frames: Sequence[bytes], fps: float = 10.0, port: int = 0) -> None:
-        self.frames, self.fps = list(frames), fps
+    data: bytes
+    content_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True)
+class Stall:
+    """In a camera's script: nothing is sent for ``seconds`` (connections stay open), then the
+    script goes on — on whichever connection is the newest by then."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Burst:
+    """In a camera's script: ``parts`` sent back to back, unpaced (a backlog flushed after a
+    stall, as a camera or the network does)."""
+
+    parts: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """In a camera's script: the camera closes the connection (a reboot, a settings change);
+    the script goes on on the next one."""
+
+
+def garbage(kind: str, seed: int = 0, like: bytes | None = None) -> Part:
+    """A bad part: 'random' bytes under image/jpeg, a 'truncated' JPEG (half of ``like``), a
+    'soi' JPEG start marker followed by junk, or a 'text' part (wrong content type)."""
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        return Part(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    if kind == "truncated":
+        assert like is not None
+        return Part(like[:len(like) // 2])
+    if kind == "soi":
+        return Part(b"\xff\xd8\xff\xe0" + rng.integers(0, 256, 500, dtype=np.uint8).tobytes())
+    if kind == "text":
+        return Part(b"camera status: ok\r\n", "text/plain")
+    raise ValueError(kind)
+
+
+def _part(part: Part) -> bytes:
+    return (b"--f\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (part.content_type.encode(), len(part.data))
+            + part.data + b"\r\n")
+
+
+class MjpegCamera:
+    """A live camera on 127.0.0.1 playing a script at ``fps``: JPEG bytes, ``Part``s (any
+    content), ``Stall``s, ``Burst``s and ``Hangup``s. ``loop``: the script starts again at its
+    end; else the camera keeps its connections open and sends nothing more. The script advances
+    only while a client reads it (the newest connection; an older one is closed when a newer one
+    comes), so a reconnecting watcher misses nothing but what was in flight. ``log`` says when
+    connections opened and ended (for a failing test's message).
+
+    ``hang()`` keeps connections open but sends nothing; ``break_stream()`` closes them and
+    refuses new ones until ``resume()``; ``go_away()`` closes the server itself (connections
+    refused) and ``come_back()`` starts it again on the same port, optionally with a new script.
+    """
+
+    def __init__(self, frames: Sequence[bytes | Part | Stall | Burst | Hangup], fps: float = 10.0, port: int = 0,
+                 loop: bool = True) -> None:
+        self.frames, self.fps, self.loop = list(frames), fps, loop
         self.hung = threading.Event()
         self.broken = threading.Event()
-        self.sent = 0
+        self.lock = threading.Lock()
+        self.sent = 0                     # script position
+        self.connections = 0              # connections accepted so far (the newest is served)
+        self.stalls: list[tuple[float, float]] = []   # (start, end) of each Stall, time.monotonic()
+        self.log: list[tuple[float, int, str, int]] = []  # (time.monotonic(), connection, what, position)
+        self._stall: tuple[int, float] | None = None  # (script position, end) of the one running
         cam = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -114,31 +183,87 @@ class MjpegCamera:
                 if cam.broken.is_set():
                     self.send_error(503)
                     return
+                with cam.lock:
+                    cam.connections += 1
+                    me = cam.connections
+                    cam.log.append((time.monotonic(), me, "open", cam.sent))
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
                 self.end_headers()
+                live = lambda: not cam.broken.is_set() and me == cam.connections  # noqa: E731
                 start, i = time.monotonic(), 0
                 try:
-                    while not cam.broken.is_set():
-                        if cam.hung.is_set():
+                    while live():
+                        pos, item = cam._at()
+                        if cam.hung.is_set() or item is None:
                             time.sleep(0.05)
                             start, i = time.monotonic(), 0
                             continue
+                        if isinstance(item, Stall):
+                            cam._stall_at(pos, item)
+                            start, i = time.monotonic(), 0
+                            continue
+                        if isinstance(item, Burst):
+                            self.wfile.write(b"".join(_part(Part(p)) for p in item.parts))
+                            with cam.lock:
+                                cam.sent = max(cam.sent, pos + 1)
+                            start, i = time.monotonic(), 0
+                            continue
+                        if isinstance(item, Hangup):
+                            with cam.lock:
+                                cam.sent = max(cam.sent, pos + 1)
+                            cam.log.append((time.monotonic(), me, "hung up", pos + 1))
+                            return
                         delay = start + i / cam.fps - time.monotonic()
                         if delay > 0:
                             time.sleep(delay)
-                        data = cam.frames[cam.sent % len(cam.frames)]
-                        self.wfile.write(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                                         % len(data) + data + b"\r\n")
-                        cam.sent += 1
+                        if not live():
+                            break
+                        self.wfile.write(_part(item if isinstance(item, Part) else Part(item)))
+                        with cam.lock:
+                            cam.sent = max(cam.sent, pos + 1)
                         i += 1
-                except OSError:
-                    pass
+                except OSError as exc:
+                    cam.log.append((time.monotonic(), me, f"closed by the client ({exc})", cam.sent))
+                else:
+                    cam.log.append((time.monotonic(), me, "ended", cam.sent))
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cam.mjpg"
+        self._handler = Handler
+        self.server = self._serve(port)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/cam.mjpg"
+
+    def _serve(self, port: int) -> http.server.ThreadingHTTPServer:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def _at(self) -> tuple[int, bytes | Part | Stall | Burst | Hangup | None]:
+        with self.lock:
+            pos = self.sent
+            if not self.loop and pos >= len(self.frames):
+                return pos, None
+            return pos, self.frames[pos % len(self.frames)]
+
+    def _stall_at(self, pos: int, stall: Stall) -> None:
+        """Waits out the stall at script position ``pos`` (the same one for every connection)."""
+        with self.lock:
+            if self._stall is None or self._stall[0] != pos:
+                self._stall = (pos, time.monotonic() + stall.seconds)
+            end = self._stall[1]
+        while time.monotonic() < end and not self.broken.is_set():
+            time.sleep(0.02)
+        with self.lock:
+            if self.sent == pos and not self.broken.is_set():
+                self.sent = pos + 1
+                self.stalls.append((end - stall.seconds, time.monotonic()))
+
+    @property
+    def done(self) -> bool:
+        """A script played once (``loop=False``) has been sent to the end."""
+        with self.lock:
+            return not self.loop and self.sent >= len(self.frames)
 
     def hang(self) -> None:
         self.hung.set()
@@ -149,6 +274,22 @@ class MjpegCamera:
     def resume(self) -> None:
         self.hung.clear()
         self.broken.clear()
+
+    def go_away(self) -> None:
+        """The camera's server goes down: connections closed, new ones refused."""
+        self.broken.set()
+        with self.lock:
+            self.connections += 1         # no open connection survives a come_back()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def come_back(self, frames: Sequence[bytes | Part | Stall | Burst | Hangup] | None = None) -> None:
+        """The server is up again on the same port (with a new script, if given)."""
+        with self.lock:
+            if frames is not None:
+                self.frames, self.sent, self._stall = list(frames), 0, None
+        self.broken.clear()
+        self.server = self._serve(self.port)
 
     def close(self) -> None:
         self.broken.set()

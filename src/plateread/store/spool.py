@@ -150,7 +150,7 @@ class SpooledWriter:
     """
 
     def __init__(self, store: Store, root: str | os.PathLike[str] | None = None, name: str = "main", *,
-                 outbox_for: OutboxFor | None = None, retry_s: float = 0.5, max_retry_s: float = 15.0,
+                 outbox_for: OutboxFor | None = None, retry_s: float = 0.5, max_retry_s: float = 5.0,
                  on_stored: Callable[[dict[str, Any], list[int]], None] | None = None) -> None:
         self.store = store
         self.journal = Journal(Path(root if root is not None else default_spool_dir(store)) / name, store.label)

@@ -114,6 +114,7 @@ class PlateTracker:
         self.dropped_tracks = 0
         self.filtered = 0               # detections outside the zone or below the minimum size
         self.visible: list[Track] = []  # tracks matched in the last frame (for drawing)
+        self._size: tuple[int, int] | None = None   # (h, w) of the last frame observed
         self._recovered: dict[str, tuple[VehicleEvent, float]] = {}   # event id → (event, deadline)
 
     @property
@@ -150,9 +151,18 @@ class PlateTracker:
         """Associates detections and their reads (Recognition, per-position char dists or None)
         made by the caller's own engine."""
         t = _seconds(timestamp)
+        resized: list[Track] = []
+        if frame is not None:
+            if self._size is not None and frame.shape[:2] != self._size:
+                # A new frame size is a new coordinate system (a camera back at another
+                # resolution): a box before it and one after it are not comparable, so the open
+                # tracks end here rather than take up whatever is now at their old pixels.
+                resized = self.tracker.flush()
+            self._size = frame.shape[:2]
         tracks, ended = self.tracker.update([d.box for d in detections],
                                             [d.score for d in detections], t,
                                             [r.text for r, _ in reads])
+        ended = resized + ended
         self.visible = []
         for det, (rec, dists), tr in zip(detections, reads, tracks):
             if tr is None:

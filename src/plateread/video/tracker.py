@@ -29,6 +29,10 @@ from ..text import levenshtein
 from ..types import Box
 
 
+#: the shortest time over which a velocity is measured (a 50 fps frame interval)
+MIN_DT = 0.02
+
+
 @dataclass
 class Track:
     id: int
@@ -102,11 +106,16 @@ class ByteTracker:
                texts: Sequence[str], t: float) -> list[tuple[Track, int]]:
         if not tracks or not dets:
             return []
-        pred = np.stack([tr.predict(t) for tr in tracks])
         d = boxes[dets]
-        iou = np.vstack([buffered_iou(pred[i:i + 1], d,
-                                      self.new_buffer if tr.hits < 2 else self.buffer)
-                         for i, tr in enumerate(tracks)])
+        # against the prediction or where the track was last seen, whichever overlaps more: live
+        # frame times are decode times, and a backlog decoded at once (after a stall) makes a
+        # velocity from frames a millisecond apart that throws the prediction off
+        rows = []
+        for tr in tracks:
+            buf = self.new_buffer if tr.hits < 2 else self.buffer
+            rows.append(np.maximum(buffered_iou(tr.predict(t)[None], d, buf),
+                                   buffered_iou(tr.state[None], d, buf)))
+        iou = np.vstack(rows)
         cost = 1.0 - iou
         if self.text_weight:
             for i, tr in enumerate(tracks):
@@ -119,13 +128,15 @@ class ByteTracker:
         dt = t - tr.last_time
         pred = tr.predict(t)
         resid = z - pred
-        if tr.hits == 1 and dt > 0:  # second sighting: the velocity is the displacement
-            tr.velocity = (z - tr.state) / dt
+        # velocities over at least MIN_DT: two frames decoded back to back are not 1 ms apart
+        # in the world, and a displacement over 1 ms is a speed a hundred times too high
+        dv = max(dt, MIN_DT)
+        if tr.hits == 1:  # second sighting: the velocity is the displacement
+            tr.velocity = (z - tr.state) / dv
             tr.state = z
         else:
             tr.state = pred + self.alpha * resid
-            if dt > 0:
-                tr.velocity = tr.velocity + self.beta * resid / dt
+            tr.velocity = tr.velocity + self.beta * resid / dv
         tr.last_time = t
         tr.hits += 1
 
