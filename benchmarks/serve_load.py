@@ -10,7 +10,7 @@ example photo) through `POST /v1/plate-reader/` (multipart, keep-alive, http.cli
 client Python has, since it shares the machine with the server) for --duration seconds per level.
 Each level prints requests/s (201 answers), p50/p95/p99 latency of the 201s, 429s (refused at once
 when the pool is full; clients back off 50 ms), other errors (timeouts, resets, 5xx) and the
-server's resident and peak memory.
+server's memory (server + worker processes: summed PSS, and the sum of their peak RSS).
 
 Then the HTTP cost: --rounds rounds of in-process reading (one thread per worker, each with its
 own Reader, decoding and reading the same JPEG bytes) alternating with the server at saturation
@@ -97,14 +97,33 @@ def multipart(jpeg: bytes, name: str) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server's worker processes), Linux."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except (OSError, ValueError):
+                pass
+    return out
+
+
 def process_cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process (Linux), to cost a request in CPU, which a busy
-    machine disturbs far less than it disturbs throughput."""
+    """User + system CPU seconds of a process and its live children (Linux; the server's worker
+    processes), to cost a request in CPU, which a busy machine disturbs far less than throughput."""
+    if pid is None:
+        return None
+    total = 0.0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for p in process_tree(pid):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, TypeError, ValueError, IndexError):
         return None
+    return total
 
 
 def load_level(url: str, token: str, bodies: list[tuple[bytes, str]], clients: int, duration: float,
@@ -158,15 +177,23 @@ def load_level(url: str, token: str, bodies: list[tuple[bytes, str]], clients: i
 
 
 def memory_mib(pid: int | None) -> dict[str, float]:
-    """Resident (VmRSS) and peak resident (VmHWM) memory of a process in MiB (Linux); {} without it."""
+    """Memory of a process and its worker processes in MiB (Linux); {} without it. VmRSS: the
+    proportional set size summed over them (pages the forked workers share with the server counted
+    once); VmHWM: the sum of each one's peak resident size (an upper bound)."""
     if pid is None:
         return {}
+    out = {"VmRSS": 0.0, "VmHWM": 0.0}
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        for p in process_tree(pid):
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    out["VmRSS"] += int(line.split()[1]) / 1024
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM"):
+                    out["VmHWM"] += int(line.split()[1]) / 1024
     except OSError:
-        return {}
-    return {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status.splitlines()
-            if line.startswith(("VmRSS", "VmHWM"))}
+        return {} if not out["VmRSS"] else out
+    return out
 
 
 def memory_mb(pid: int | None) -> dict[str, float]:

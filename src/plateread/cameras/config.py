@@ -175,7 +175,8 @@ def _secret(t: _Table, key: str, required: bool) -> str | None:
 
 #: [server] key -> (serve's argparse dest, type)
 SERVER_KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
-    "host": ("host", str), "port": ("port", int), "workers": ("workers", int), "queue": ("queue", int),
+    "host": ("host", str), "port": ("port", int), "workers": ("workers", int),
+    "worker_threads": ("worker_threads", bool), "queue": ("queue", int),
     "max_upload_mb": ("max_upload_mb", float), "max_megapixels": ("max_megapixels", float),
     "rate_limit": ("rate_limit", float), "burst": ("burst", int), "timeout": ("timeout", float),
     "store": ("store", bool), "default_camera": ("camera", str), "keep_frames": ("keep_frames", bool),

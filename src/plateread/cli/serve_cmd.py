@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     g.add_argument("--workers", type=int, metavar="N", help="inference workers, each with its own models "
                    "(default: one per core)")
+    g.add_argument("--worker-threads", action="store_true",
+                   help="run the inference workers as threads of the server process instead of forked processes "
+                        "(less memory, slower: they share the GIL with the HTTP side)")
     g.add_argument("--queue", type=int, metavar="N", help="requests that may wait for a worker (default: 2 per "
                    "worker); more are refused at once with 429")
     g.add_argument("--no-auth", action="store_true", help="no token needed (refused unless --host is loopback)")
@@ -134,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=int(args.max_megapixels * 1e6),
         rate=args.rate_limit, burst=args.burst, timeout_s=args.timeout, store_all=args.store,
         default_camera=args.camera, keep_frames=args.keep_frames, spool=args.spool,
+        processes=not args.worker_threads,
         allow_url_hosts=frozenset(h.strip().lower() for h in args.allow_url_host if h.strip()))
     make_reader = _reader_factory(args, config.max_pixels)
     store = open_store(args)

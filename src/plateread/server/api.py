@@ -288,13 +288,17 @@ async def healthz(request: Request) -> JSONResponse:
 def store_health(state: ServerState) -> dict[str, Any]:
     """The journals' backlog and the media errors: "degraded" while reads wait for the database
     or images cannot be saved (the reads themselves are kept either way)."""
-    writers = {"api": state.pool.writer}
+    spools = {"api": state.pool.spool_health()}
     if state.service is not None:
-        writers["cameras"] = state.service.writer
-    spools = {name: w.health() for name, w in writers.items() if w is not None}
-    degraded = any(h["pending"] or h["outage_s"] for h in spools.values()) or state.store.media_errors > 0
+        spools["cameras"] = state.service.writer.health()
+    spools = {k: v for k, v in spools.items() if v is not None}
+    # this process's store counts for its threads and cameras; worker processes report their own
+    child = spools["api"] if state.pool.processes and "api" in spools else None
+    media = state.store.media_errors + (child["media_errors"] if child else 0)
+    last_media = state.store.last_media_error or (child["last_media_error"] if child else None)
+    degraded = any(h["pending"] or h["outage_s"] for h in spools.values()) or media > 0
     return {"status": "degraded" if degraded else "ok", "label": state.store.label,
-            "media_errors": state.store.media_errors, "last_media_error": state.store.last_media_error,
+            "media_errors": media, "last_media_error": last_media,
             "spool": {name: {k: v for k, v in h.items() if not k.startswith(("media", "last_media"))}
                       for name, h in spools.items()}}
 

@@ -139,7 +139,7 @@ def create_app(config: ServerConfig, store: Store, make_reader: Callable[[], Rea
 
         metrics.registry.register(ServiceCollector(service))
     pool = InferencePool(make_reader, workers=config.workers, queue_size=config.queue_size,
-                         store=store, metrics=metrics, spool=config.spool)
+                         store=store, metrics=metrics, spool=config.spool, processes=config.processes)
     state = ServerState(
         config=config, store=store, pool=pool, auth=Authenticator(store, config.auth),
         limiter=RateLimiter(config.rate, config.bucket), metrics=metrics,

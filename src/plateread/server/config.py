@@ -51,6 +51,7 @@ class ServerConfig:
     timeout_s: float = DEFAULT_TIMEOUT_S
     store_all: bool = False              # --store: keep every read (clients may still ask per request)
     default_camera: str | None = None    # camera recorded when a request names none
+    processes: bool = False              # inference workers as forked processes (serve's default)
     spool: str | None = None             # journal root for reads while the database is away (store.spool)
     keep_frames: bool = True             # store the whole image with stored reads (the read page shows it)
     allow_url_hosts: frozenset[str] = frozenset()   # hosts upload_url may name; empty: upload_url refused

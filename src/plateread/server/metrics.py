@@ -133,18 +133,20 @@ class StoreCollector:
                                     labels=["writer"])
         outage = GaugeMetricFamily("plateread_store_outage_seconds",
                                    "Seconds since the database stopped answering (0: it answers)", labels=["writer"])
-        writers = {"api": self.state.pool.writer}
+        spools = {"api": self.state.pool.spool_health()}
         if self.state.service is not None:
-            writers["cameras"] = self.state.service.writer
-        for name, w in writers.items():
-            if w is None:
+            spools["cameras"] = self.state.service.writer.health()
+        errors = self.state.store.media_errors    # this process's; worker processes report theirs
+        for name, h in spools.items():
+            if h is None:
                 continue
-            h = w.health()
             pending.add_metric([name], float(h["pending"]))
             outage.add_metric([name], float(h["outage_s"] or 0.0))
+            if name == "api" and self.state.pool.processes:
+                errors += h["media_errors"]
         yield pending
         yield outage
         media = CounterMetricFamily("plateread_media_errors", "Images that could not be saved (disk full, "
                                     "read-only); their reads were stored without them")
-        media.add_metric([], float(self.state.store.media_errors))
+        media.add_metric([], float(errors))
         yield media

@@ -1,8 +1,13 @@
-"""A bounded pool of inference workers: one thread and one ``Reader`` (models loaded once) each.
+"""A bounded pool of inference workers, each with one ``Reader`` (models loaded once).
 
-Threads, not processes: decoding (OpenCV) and both models (onnxruntime) release the GIL, which
-leaves the Python glue, measured at under a fifth of a read, so threads use the cores while the
-worker shares the store and needs no copy of the image to cross a process boundary.
+Workers are processes by default (``plateread serve``): forked when the server starts, before it
+runs any other thread, each with its own reader, store connection and journal, fed through a
+pipe by a thread of the server. Threads (``processes=False``, ``--worker-threads``) share the
+GIL with the HTTP side: decoding and the models release it, but the Python glue of a read (the
+beam search, post-processing) and of a request (parsing, routing, JSON) then wait for each
+other; measured on 2 cores, threads cost a quarter of the throughput against reading in-process,
+separate processes about half of that (docs/BENCHMARKS.md, serve). A worker process that dies
+(a crash in native code) fails its one request with a 500 and is started again.
 
 Admission is bounded *before* a request's body is read: at most ``workers + queue`` requests hold
 a slot (running, waiting, or still uploading), so memory cannot grow with a backlog; past that a
@@ -14,7 +19,9 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import multiprocessing
 import queue
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -78,6 +85,8 @@ class ReadOutcome:
     annotated: bytes | None = None        # JPEG
     elapsed_ms: float = 0.0               # decode + read, in the worker
     waited_ms: float = 0.0                # in the queue
+    kind: str = "ok"                      # for the images metric: ok, bad_image, error, expired
+    health: dict[str, Any] | None = None  # a worker process's journal and media state
 
 
 class Slot:
@@ -98,17 +107,109 @@ class Slot:
             self.release()
 
 
+class JobRunner:
+    """What a worker does with a job (decode, read, select, store, annotate), wherever its reader
+    lives: in a worker thread or in a worker process."""
+
+    def __init__(self, reader: Reader, writer: SpooledWriter | None) -> None:
+        self.reader, self.writer = reader, writer
+        self.decoders: dict[tuple[str, ...], Any] = {}
+
+    def run(self, job: ReadJob) -> ReadOutcome:
+        if time.monotonic() > job.deadline:  # its client has been answered (timeout); skip the work
+            return ReadOutcome(504, error="timed out waiting for a worker", kind="expired")
+        reader, start, opts = self.reader, time.perf_counter(), job.options
+        try:
+            bgr = load_image(job.data, max_pixels=reader.max_pixels)
+        except ImageError as exc:
+            msg = str(exc)
+            return ReadOutcome(413 if "too large" in msg else 400, error=msg, kind="bad_image")
+        with overrides(reader, opts, self.decoders):
+            result, image = reader.read_keep(bgr, name=job.name)
+        if result.error is not None or image is None:
+            log.error("engine failed on %s: %s", job.name, result.error)
+            return ReadOutcome(500, error=f"the engine failed on this image: {result.error}", kind="error")
+        reads = select_reads(result.results, opts)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        result = dataclasses.replace(result, results=reads, processing_time=elapsed)
+        outcome = ReadOutcome(201, result=result, elapsed_ms=elapsed)
+        stored = dataclasses.replace(result, results=tuple(r for r in reads if r.plate))  # unread boxes: not reads
+        if job.store and stored.results and self.writer is not None:
+            try:
+                ids = self.writer.add_image_result(stored, camera=job.camera, image=image,
+                                                   seen=job.seen, keep_frame=job.keep_frame)
+                outcome.read_ids, outcome.spooled = ids or [], ids is None
+            except Exception as exc:  # the read still answers; the client learns it was not kept
+                outcome.store_error = str(exc)
+                log.error("not stored: %s: %s", job.name, exc)
+        if opts.annotate:
+            from ..annotate import annotate
+
+            outcome.annotated = encode_jpeg(annotate(image, reads), quality=85)
+        return outcome
+
+
+def _process_main(conn: Any, index: int, make_reader: Callable[[], Reader], parent_store: Store | None,
+                  spool: str | None) -> None:
+    """A worker process: its own reader, store connection and journal (``api-INDEX``), one job
+    at a time from the pipe until it closes or sends None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # the server stops its workers itself
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    start = time.perf_counter()
+    store = writer = None
+    try:
+        if parent_store is not None:
+            # the parent's pooled connections came along with the fork: forget them without
+            # closing them (closing would end the parent's sessions), and open our own
+            parent_store.engine.dispose(close=False)
+            store = Store.open(parent_store.engine.url.render_as_string(hide_password=False),
+                               parent_store.media.root, migrate=False)
+            writer = SpooledWriter(store, spool, f"api-{index}").start()
+        reader = make_reader()
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", time.perf_counter() - start))
+    runner = JobRunner(reader, writer)
+    try:
+        while True:
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                break
+            if job is None:
+                break
+            try:
+                outcome = runner.run(job)
+            except Exception as exc:  # never lose a worker to one request
+                log.exception("inference worker %d failed on %s", index, job.name)
+                outcome = ReadOutcome(500, error=f"internal error: {type(exc).__name__}", kind="error")
+            if writer is not None:
+                outcome.health = {**writer.health(), "dir": str(writer.journal.dir)}
+            conn.send(outcome)
+    finally:
+        if writer is not None:
+            writer.close(5.0)
+        if store is not None:
+            store.close()
+
+
 class InferencePool:
     def __init__(self, make_reader: Callable[[], Reader], *, workers: int, queue_size: int,
-                 store: Store | None, metrics: Metrics, spool: str | None = None) -> None:
+                 store: Store | None, metrics: Metrics, spool: str | None = None,
+                 processes: bool = False) -> None:
         self.make_reader, self.workers, self.capacity = make_reader, workers, workers + queue_size
-        self.store, self.metrics = store, metrics
-        self.writer = SpooledWriter(store, spool, "api") if store is not None else None
+        self.store, self.metrics, self.spool = store, metrics, spool
+        self.processes = processes and "fork" in multiprocessing.get_all_start_methods()
+        # threads share one writer; each worker process has its own (api-0, api-1, ...)
+        self.writer = SpooledWriter(store, spool, "api") if store is not None and not self.processes else None
         self._jobs: queue.Queue[tuple[ReadJob, Slot, Callable[[ReadOutcome], None]] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._used = 0
         self._threads: list[threading.Thread] = []
         self._loaded = 0
+        self._health: dict[int, dict[str, Any]] = {}
+        self.restarts = 0
         self.ready = threading.Event()
         self.load_error: str | None = None
         metrics.queue_depth.set_function(self._jobs.qsize)
@@ -119,8 +220,14 @@ class InferencePool:
     def start(self) -> None:
         if self.writer is not None:
             self.writer.start()   # first stores what an outage or a crash left in the journal
-        for i in range(self.workers):
-            t = threading.Thread(target=self._worker, args=(i,), name=f"plateread-infer-{i}", daemon=True)
+        if self.processes:
+            # every worker forked now, from this thread, before the proxy threads exist
+            children = [self._fork(i) for i in range(self.workers)]
+            targets = [(self._proxy, (i, *children[i])) for i in range(self.workers)]
+        else:
+            targets = [(self._worker, (i,)) for i in range(self.workers)]
+        for i, (fn, args) in enumerate(targets):
+            t = threading.Thread(target=fn, args=args, name=f"plateread-infer-{i}", daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -135,6 +242,26 @@ class InferencePool:
     @property
     def used(self) -> int:
         return self._used
+
+    def spool_health(self) -> dict[str, Any] | None:
+        """The API's journal(s): one writer's health, or the workers' summed (pending from disk)."""
+        if self.writer is not None:
+            return self.writer.health()
+        if not self.processes or self.store is None:
+            return None
+        snaps = list(self._health.values())
+        if not snaps:
+            return {"pending": 0, "stored": 0, "journalled": 0, "set_aside": 0, "last_error": None,
+                    "outage_s": None, "media_errors": 0, "last_media_error": None}
+        from ..store.spool import Journal
+
+        outages = [h["outage_s"] for h in snaps if h.get("outage_s")]
+        errors = [h["last_error"] for h in snaps if h.get("last_error")]
+        media = [h["last_media_error"] for h in snaps if h.get("last_media_error")]
+        return {"pending": sum(len(Journal(h["dir"])) for h in snaps),
+                **{k: sum(h[k] for h in snaps) for k in ("stored", "journalled", "set_aside", "media_errors")},
+                "last_error": errors[-1] if errors else None, "outage_s": max(outages) if outages else None,
+                "last_media_error": media[-1] if media else None}
 
     # ---- admission -----------------------------------------------------------------------------
 
@@ -165,73 +292,124 @@ class InferencePool:
 
     # ---- workers -------------------------------------------------------------------------------
 
+    def _loaded_one(self, index: int, seconds: float) -> None:
+        self.metrics.model_load.labels(str(index)).set(seconds)
+        with self._lock:
+            self._loaded += 1
+            if self._loaded == self.workers:
+                self.ready.set()
+
+    def _failed(self, index: int, error: str) -> None:
+        self.load_error = error
+        log.error("inference worker %d cannot load its models: %s", index, error)
+        self.ready.set()
+
+    def _record(self, outcome: ReadOutcome) -> None:
+        self.metrics.images.labels(outcome.kind).inc()
+        if outcome.kind == "ok":
+            self.metrics.inference.observe(outcome.elapsed_ms / 1000.0)
+
+    def _serve(self, index: int, handle: Callable[[ReadJob], ReadOutcome]) -> bool:
+        """Takes jobs until the pool closes (False) or ``handle`` says the worker must be replaced
+        (raises ``_WorkerLost``: True)."""
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return False
+            job, slot, deliver = item
+            lost = False
+            try:
+                outcome = handle(job)
+            except _WorkerLost as exc:
+                lost = True
+                outcome = ReadOutcome(exc.status, error=str(exc), kind="error")
+            except Exception as exc:  # never lose a worker to one request
+                log.exception("inference worker %d failed on %s", index, job.name)
+                outcome = ReadOutcome(500, error=f"internal error: {type(exc).__name__}", kind="error")
+            finally:
+                slot.release()
+            self._record(outcome)
+            deliver(outcome)
+            if lost:
+                return True
+
     def _worker(self, index: int) -> None:
         start = time.perf_counter()
         try:
             reader = self.make_reader()
         except Exception as exc:  # the server reports it on /healthz instead of dying in a thread
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            log.error("inference worker %d cannot load its models: %s", index, self.load_error)
-            self.ready.set()
+            self._failed(index, f"{type(exc).__name__}: {exc}")
             return
-        self.metrics.model_load.labels(str(index)).set(time.perf_counter() - start)
-        with self._lock:
-            self._loaded += 1
-            if self._loaded == self.workers:
-                self.ready.set()
-        decoders: dict[tuple[str, ...], Any] = {}
+        self._loaded_one(index, time.perf_counter() - start)
+        self._serve(index, JobRunner(reader, self.writer).run)
+
+    def _fork(self, index: int) -> tuple[Any, Any]:
+        ctx = multiprocessing.get_context("fork")
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(target=_process_main, args=(theirs, index, self.make_reader, self.store, self.spool),
+                           name=f"plateread-worker-{index}", daemon=True)
+        proc.start()
+        theirs.close()
+        return proc, ours
+
+    def _proxy(self, index: int, proc: Any, conn: Any) -> None:
+        """Feeds one worker process; starts it again when it dies or hangs."""
+        first = True
         while True:
-            item = self._jobs.get()
-            if item is None:
+            try:
+                kind, value = conn.recv()
+            except (EOFError, OSError):
+                kind, value = "error", f"worker process exited with {proc.exitcode} while loading"
+            if kind == "error":
+                if first:
+                    self._failed(index, value)
+                else:
+                    log.error("inference worker %d cannot restart: %s", index, value)
                 return
-            job, slot, deliver = item
+            if first:
+                self._loaded_one(index, value)
+                first = False
+
+            def handle(job: ReadJob) -> ReadOutcome:
+                try:
+                    conn.send(job)
+                    # a worker that answers nothing well past the job's deadline is hung
+                    wait = None if job.deadline == float("inf") else max(0.0, job.deadline - time.monotonic()) + 30.0
+                    if not conn.poll(wait):
+                        raise _WorkerLost(504, "the inference worker hung; it is being restarted")
+                    outcome: ReadOutcome = conn.recv()
+                except (EOFError, OSError) as exc:
+                    raise _WorkerLost(500, f"the inference worker died ({type(exc).__name__}); "
+                                           "it is being restarted") from None
+                if outcome.health is not None:
+                    self._health[index] = outcome.health
+                return outcome
+
+            replace = True
             try:
-                outcome = self._handle(reader, decoders, job)
-            except Exception as exc:  # never lose a worker to one request
-                log.exception("inference worker %d failed on %s", index, job.name)
-                outcome = ReadOutcome(500, error=f"internal error: {type(exc).__name__}")
+                replace = self._serve(index, handle)
             finally:
-                slot.release()
-            deliver(outcome)
+                if proc.is_alive() and not replace:
+                    try:
+                        conn.send(None)
+                    except OSError:
+                        pass
+                    proc.join(10.0)
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5.0)
+            conn.close()
+            if not replace:
+                return
+            self.restarts += 1
+            log.error("inference worker %d lost (exit code %s); starting it again", index, proc.exitcode)
+            proc, conn = self._fork(index)
 
-    def _handle(self, reader: Reader, decoders: dict[tuple[str, ...], Any], job: ReadJob) -> ReadOutcome:
-        if time.monotonic() > job.deadline:  # its client has been answered (timeout); skip the work
-            self.metrics.images.labels("expired").inc()
-            return ReadOutcome(504, error="timed out waiting for a worker")
-        start = time.perf_counter()
-        opts = job.options
-        try:
-            bgr = load_image(job.data, max_pixels=reader.max_pixels)
-        except ImageError as exc:
-            self.metrics.images.labels("bad_image").inc()
-            msg = str(exc)
-            return ReadOutcome(413 if "too large" in msg else 400, error=msg)
-        with overrides(reader, opts, decoders):
-            result, image = reader.read_keep(bgr, name=job.name)
-        if result.error is not None or image is None:
-            self.metrics.images.labels("error").inc()
-            log.error("engine failed on %s: %s", job.name, result.error)
-            return ReadOutcome(500, error=f"the engine failed on this image: {result.error}")
-        reads = select_reads(result.results, opts)
-        elapsed = (time.perf_counter() - start) * 1000.0
-        result = dataclasses.replace(result, results=reads, processing_time=elapsed)
-        outcome = ReadOutcome(201, result=result, elapsed_ms=elapsed)
-        stored = dataclasses.replace(result, results=tuple(r for r in reads if r.plate))  # unread boxes: not reads
-        if job.store and stored.results and self.writer is not None:
-            try:
-                ids = self.writer.add_image_result(stored, camera=job.camera, image=image,
-                                                   seen=job.seen, keep_frame=job.keep_frame)
-                outcome.read_ids, outcome.spooled = ids or [], ids is None
-            except Exception as exc:  # the read still answers; the client learns it was not kept
-                outcome.store_error = str(exc)
-                log.error("not stored: %s: %s", job.name, exc)
-        if opts.annotate:
-            from ..annotate import annotate
 
-            outcome.annotated = encode_jpeg(annotate(image, reads), quality=85)
-        self.metrics.images.labels("ok").inc()
-        self.metrics.inference.observe(elapsed / 1000.0)
-        return outcome
+class _WorkerLost(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def select_reads(reads: Sequence[PlateRead], opts: ReadOptions) -> tuple[PlateRead, ...]:
