@@ -421,3 +421,36 @@ track_timeout = 0.3
     assert len([r for r in reads if r.plate == "XY987"]) >= 4 and len(reads) >= len(plates) - 2
     assert {f"hit-{r.event_id}" for r in hits} == set(rec.keys())           # every hit alerted, nothing else
     assert all(verify("s3", d.timestamp, d.signature, d.body) for d in rec.received)
+
+
+# -- a worker process of the server dies ---------------------------------------------------------
+
+def test_a_killed_inference_worker_is_replaced_and_no_request_is_lost(tmp_path):
+    pytest.importorskip("fastapi", reason="needs the [server] extra")
+    import httpx
+
+    from test_server import start_server, wait_up
+
+    proc, base, log = start_server(["--no-auth", "--workers", "2"], tmp_path, "srv")
+    car = (REPO / "examples" / "car.jpg").read_bytes()
+    try:
+        wait_up(proc, base, log)
+        children = [int(c) for t in Path(f"/proc/{proc.pid}/task").glob("*/children") for c in t.read_text().split()]
+        assert len(children) == 2                                # one forked process per worker
+        os.kill(children[0], signal.SIGKILL)                     # a crash in native code, say
+        time.sleep(0.5)
+        with httpx.Client(base_url=base, timeout=60) as c:
+            answers = [c.post("/v1/plate-reader/", files={"upload": ("car.jpg", car, "image/jpeg")})
+                       for _ in range(6)]
+            assert [a.status_code for a in answers] == [201] * 6   # the idle worker's job went to its successor
+            assert all(a.json()["results"] for a in answers)
+            assert c.get("/healthz").json()["status"] == "ok"
+        now = [int(c) for t in Path(f"/proc/{proc.pid}/task").glob("*/children") for c in t.read_text().split()]
+        assert len(now) == 2 and children[0] not in now
+        assert "inference worker" in log.read_text() and "starting it again" in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -309,19 +309,16 @@ class InferencePool:
         if outcome.kind == "ok":
             self.metrics.inference.observe(outcome.elapsed_ms / 1000.0)
 
-    def _serve(self, index: int, handle: Callable[[ReadJob], ReadOutcome]) -> bool:
-        """Takes jobs until the pool closes (False) or ``handle`` says the worker must be replaced
-        (raises ``_WorkerLost``: True)."""
+    def _serve(self, index: int, handle: Callable[[ReadJob], ReadOutcome]) -> None:
+        """Takes jobs until the pool closes."""
         while True:
             item = self._jobs.get()
             if item is None:
-                return False
+                return
             job, slot, deliver = item
-            lost = False
             try:
                 outcome = handle(job)
             except _WorkerLost as exc:
-                lost = True
                 outcome = ReadOutcome(exc.status, error=str(exc), kind="error")
             except Exception as exc:  # never lose a worker to one request
                 log.exception("inference worker %d failed on %s", index, job.name)
@@ -330,8 +327,6 @@ class InferencePool:
                 slot.release()
             self._record(outcome)
             deliver(outcome)
-            if lost:
-                return True
 
     def _worker(self, index: int) -> None:
         start = time.perf_counter()
@@ -354,56 +349,72 @@ class InferencePool:
 
     def _proxy(self, index: int, proc: Any, conn: Any) -> None:
         """Feeds one worker process; starts it again when it dies or hangs."""
-        first = True
-        while True:
+        worker = {"proc": proc, "conn": conn}
+
+        def wait_ready(first: bool) -> bool:
             try:
-                kind, value = conn.recv()
+                kind, value = worker["conn"].recv()
             except (EOFError, OSError):
-                kind, value = "error", f"worker process exited with {proc.exitcode} while loading"
+                kind, value = "error", f"worker process exited with {worker['proc'].exitcode} while loading"
             if kind == "error":
                 if first:
                     self._failed(index, value)
                 else:
                     log.error("inference worker %d cannot restart: %s", index, value)
-                return
+                return False
             if first:
                 self._loaded_one(index, value)
-                first = False
+            return True
 
-            def handle(job: ReadJob) -> ReadOutcome:
+        def stop(kill: bool) -> None:
+            p, c = worker["proc"], worker["conn"]
+            if not kill and p.is_alive():
                 try:
-                    conn.send(job)
-                    # a worker that answers nothing well past the job's deadline is hung
-                    wait = None if job.deadline == float("inf") else max(0.0, job.deadline - time.monotonic()) + 30.0
-                    if not conn.poll(wait):
-                        raise _WorkerLost(504, "the inference worker hung; it is being restarted")
-                    outcome: ReadOutcome = conn.recv()
-                except (EOFError, OSError) as exc:
-                    raise _WorkerLost(500, f"the inference worker died ({type(exc).__name__}); "
-                                           "it is being restarted") from None
-                if outcome.health is not None:
-                    self._health[index] = outcome.health
-                return outcome
+                    c.send(None)
+                except OSError:
+                    pass
+                p.join(10.0)
+            if p.is_alive():
+                p.kill()
+            p.join(5.0)
+            c.close()
 
-            replace = True
-            try:
-                replace = self._serve(index, handle)
-            finally:
-                if proc.is_alive() and not replace:
-                    try:
-                        conn.send(None)
-                    except OSError:
-                        pass
-                    proc.join(10.0)
-            if proc.is_alive():
-                proc.kill()
-            proc.join(5.0)
-            conn.close()
-            if not replace:
-                return
+        def restart() -> None:
+            stop(kill=True)
             self.restarts += 1
-            log.error("inference worker %d lost (exit code %s); starting it again", index, proc.exitcode)
-            proc, conn = self._fork(index)
+            log.error("inference worker %d lost (exit code %s); starting it again", index, worker["proc"].exitcode)
+            worker["proc"], worker["conn"] = self._fork(index)
+            if not wait_ready(first=False):
+                raise _WorkerLost(500, "the inference worker could not be restarted")
+
+        def handle(job: ReadJob) -> ReadOutcome:
+            try:
+                worker["conn"].send(job)
+            except OSError:          # it died while idle: the job never reached it, so it can go again
+                restart()
+                worker["conn"].send(job)
+            # a worker that answers nothing well past the job's deadline is hung
+            wait = None if job.deadline == float("inf") else max(0.0, job.deadline - time.monotonic()) + 30.0
+            try:
+                if not worker["conn"].poll(wait):
+                    restart()
+                    raise _WorkerLost(504, "the inference worker hung; it was restarted")
+                outcome: ReadOutcome = worker["conn"].recv()
+            except (EOFError, OSError) as exc:   # it died on this job: not retried (it may have stored it)
+                restart()
+                raise _WorkerLost(500, f"the inference worker died ({type(exc).__name__}); it was restarted") \
+                    from None
+            if outcome.health is not None:
+                self._health[index] = outcome.health
+            return outcome
+
+        if not wait_ready(first=True):
+            stop(kill=True)
+            return
+        try:
+            self._serve(index, handle)
+        finally:
+            stop(kill=False)
 
 
 class _WorkerLost(Exception):
