@@ -340,30 +340,8 @@ def service_outage(args: argparse.Namespace, rng: random.Random, tmp: Path, stac
     db = tmp / "reads.db"
     port = camfakes.free_port()
     conf = tmp / "plateread.toml"
-    watchlist = "".join(f'[[watchlist]]\nplate = "{p}"\nlabel = "wanted"\n' for p in listed)
-    conf.write_text(f"""
-[server]
-port = {port}
-workers = 1
-log_level = "warning"
-[store]
-db = "{db}"
-media = "{tmp / 'media'}"
-[engine]
-name = "fake-blocks"
-[alerts]
-retry_min_s = 0.2
-retry_max_s = 1.0
-[[alerts.webhook]]
-name = "ops"
-url = "{rec.url}"
-secret = "s3"
-{watchlist}
-[[camera]]
-name = "gate"
-source = "{cam.url}"
-track_timeout = {TRACK_TIMEOUT}
-""")
+    conf.write_text(camfakes.service_toml(port, db, {"gate": cam.url}, hook=rec.url, track_timeout=TRACK_TIMEOUT,
+                                          watchlist=[(p, 0, "wanted") for p in listed]))
     svc = Service(tmp, conf, port)
     lock_box: list = []
     stack.callback(release, lock_box)

@@ -411,3 +411,30 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def service_toml(port: int, db: Path, cameras: dict[str, str], *, hook: str | None = None, secret: str = "s3",
+                 mqtt_port: int | None = None, watchlist: Sequence[tuple[str, int, str]] = (),
+                 track_timeout: float = 0.4, stall_s: float | None = None) -> str:
+    """A `serve --config` file for tests and benchmarks: the fake-blocks engine, one worker, a
+    SQLite store at ``db``, fast alert retries, optional webhook / MQTT targets, ``watchlist``
+    entries (plate, fuzzy, label) and ``cameras`` (name -> stream URL)."""
+    parts = [f"""
+[server]
+port = {port}
+workers = 1
+log_level = "warning"
+[store]
+db = "{db}"
+media = "{db.parent / 'media'}"
+[engine]
+name = "fake-blocks"
+""", f"[watchdog]\nstall_s = {stall_s}\n" if stall_s is not None else "",
+             "[alerts]\nretry_min_s = 0.2\nretry_max_s = 1.0\n"]
+    if hook is not None:
+        parts.append(f'[[alerts.webhook]]\nname = "ops"\nurl = "{hook}"\nsecret = "{secret}"\n')
+    if mqtt_port is not None:
+        parts.append(f'[alerts.mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n')
+    parts += [f'[[watchlist]]\nplate = "{p}"\nfuzzy = {f}\nlabel = "{label}"\n' for p, f, label in watchlist]
+    parts += [f'[[camera]]\nname = "{n}"\nsource = "{u}"\ntrack_timeout = {track_timeout}\n' for n, u in cameras.items()]
+    return "".join(parts)

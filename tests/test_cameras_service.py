@@ -33,37 +33,8 @@ pytestmark = pytest.mark.skipif(camfakes.MOSQUITTO is None,
 
 
 def config(port: int, db: Path, hook: str, mqtt_port: int, cams: dict[str, str]) -> str:
-    cameras = "".join(f'\n[[camera]]\nname = "{n}"\nsource = "{u}"\ntrack_timeout = 0.4\n' for n, u in cams.items())
-    return f"""
-[server]
-port = {port}
-workers = 1
-log_level = "warning"
-[store]
-db = "{db}"
-media = "{db.parent / 'media'}"
-[engine]
-name = "fake-blocks"
-[watchdog]
-stall_s = 6
-[alerts]
-retry_min_s = 0.2
-retry_max_s = 1.0
-[[alerts.webhook]]
-name = "ops"
-url = "{hook}"
-secret = "{SECRET}"
-[alerts.mqtt]
-host = "127.0.0.1"
-port = {mqtt_port}
-[[watchlist]]
-plate = "AB123"
-label = "stolen"
-[[watchlist]]
-plate = "XY987"
-fuzzy = 1
-label = "vip"
-{cameras}"""
+    return camfakes.service_toml(port, db, cams, hook=hook, secret=SECRET, mqtt_port=mqtt_port, stall_s=6,
+                                 watchlist=[("AB123", 0, "stolen"), ("XY987", 1, "vip")])
 
 
 class Service:

@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -364,31 +363,8 @@ def test_camera_service_stores_and_alerts_every_vehicle_seen_while_sqlite_was_lo
     db = tmp_path / "reads.db"
     port = camfakes.free_port()
     conf = tmp_path / "plateread.toml"
-    conf.write_text(f"""
-[server]
-port = {port}
-workers = 1
-log_level = "warning"
-[store]
-db = "{db}"
-media = "{tmp_path / 'media'}"
-[engine]
-name = "fake-blocks"
-[alerts]
-retry_min_s = 0.2
-retry_max_s = 1.0
-[[alerts.webhook]]
-name = "ops"
-url = "{rec.url}"
-secret = "s3"
-[[watchlist]]
-plate = "XY987"
-label = "vip"
-[[camera]]
-name = "gate"
-source = "{cam.url}"
-track_timeout = 0.3
-""")
+    conf.write_text(camfakes.service_toml(port, db, {"gate": cam.url}, hook=rec.url, track_timeout=0.3,
+                                          watchlist=[("XY987", 0, "vip")]))
     svc = Service(tmp_path, conf, port)
     lock = None
     try:
