@@ -144,7 +144,7 @@ def iter_items(inputs: Iterable[str], split: str | None = None) -> Iterator[Item
 
 
 def partition_key(items: Iterable[Item], salt: str) -> str:
-    h = hashlib.sha1(salt.encode())
+    h = hashlib.sha1(salt.encode(), usedforsecurity=False)
     for item in items:
         h.update(b"\0" + item.path.encode("utf-8", "surrogateescape") + (b"\1" if item.listed else b"\2"))
     return h.hexdigest()[:20]

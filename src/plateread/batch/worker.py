@@ -62,7 +62,7 @@ class ReaderSpec:
     @property
     def token(self) -> str:
         text = json.dumps(self.describe(), sort_keys=True, default=repr)
-        return hashlib.sha1(text.encode()).hexdigest()[:16]
+        return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
 
     def build(self) -> Any:
         for module in self.preload:

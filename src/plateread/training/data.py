@@ -46,7 +46,7 @@ class RealItem:
 
 
 def is_holdout(text: str, percent: int = 10) -> bool:
-    return int(hashlib.md5(text.encode()).hexdigest(), 16) % 100 < percent
+    return int(hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(), 16) % 100 < percent
 
 
 def _masked_items(set_dir: Path, charset: str, name: str) -> list[RealItem]:

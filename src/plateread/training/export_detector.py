@@ -25,7 +25,7 @@ OUTPUTS = ["heatmap", "size", "offset", "corners"]
 def export(ckpt: str | Path, out: str | Path, tol: float = 1e-3) -> dict[str, Any]:
     from .train_detector import build_model
 
-    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
     cfg = ck["config"]
     model = build_model(cfg)
     model.load_state_dict(ck["model"])

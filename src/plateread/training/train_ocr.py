@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     step, elapsed, best = 0, 0.0, -1.0
     ckpt_path = out / "last.pt"
     if ckpt_path.is_file() and not a.no_resume:
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, elapsed, best = ck["step"], ck["elapsed"], ck.get("best", -1.0)
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         diff = init_from_onnx(model, a.init, train_real or val_real)
         log(f"fine-tuning from {a.init} (torch vs onnxruntime after loading: {diff:.1e})")
     elif a.init:
-        ck = torch.load(a.init, map_location="cpu", weights_only=False)
+        ck = torch.load(a.init, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
         if ck.get("charset", charset) != charset or ck.get("config", {}).get("hidden", a.hidden) != a.hidden:
             ap.error(f"--init {a.init} has another charset or hidden size than this run")
         model.load_state_dict(ck["model"])
