@@ -108,6 +108,10 @@ def local(folder: Path, out: Path, spec: ReaderSpec, partition_size: int, worker
         cluster.close()
 
 
+#: as plateread batch's LocalCluster: no statistical profiler in the workers (docs/BATCH.md)
+PROFILE_OFF = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
+
+
 def hand_started(folder: Path, out: Path, spec: ReaderSpec, partition_size: int, workers: int, tmp: Path) -> dict:
     """The deployment path: ``dask scheduler`` and ``dask worker`` processes on loopback."""
     from distributed import Client
@@ -126,7 +130,8 @@ def hand_started(folder: Path, out: Path, spec: ReaderSpec, partition_size: int,
         procs.append(subprocess.Popen(dask + ["worker", "--scheduler-file", str(sched_file), "--nworkers",
                                               str(workers), "--nthreads", "1", "--host", "127.0.0.1",
                                               "--no-dashboard"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env={**os.environ, PROFILE_OFF: "False"}))
         address = json.loads(sched_file.read_text())["address"]
         with Client(address) as client:
             client.wait_for_workers(workers, timeout=120)

@@ -292,9 +292,15 @@ def _connect(scheduler: str | None, workers: int | None, dashboard_address: str 
             client.close()
             raise BatchError(f"no worker joined the scheduler at {scheduler} within 120 s") from None
         return client, None
+    import dask
+
     n = workers or default_workers()
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=dashboard_address, silence_logs=logging.ERROR)
+    # Dask's statistical profiler samples every worker thread each 10 ms under the GIL: CPU taken
+    # from the reads, for a dashboard panel a batch job does not need (the nannies pass the
+    # setting on to their worker processes)
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=dashboard_address, silence_logs=logging.ERROR)
     try:
         return Client(cluster), cluster
     except BaseException:
