@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--worker-threads", action="store_true",
                    help="run the inference workers as threads of the server process instead of forked processes "
                         "(less memory, slower: they share the GIL with the HTTP side)")
-    g.add_argument("--queue", type=int, metavar="N", help="requests that may wait for a worker (default: 2 per "
+    g.add_argument("--queue", type=int, metavar="N", help="requests that may wait for a worker (default: 4 per "
                    "worker); more are refused at once with 429")
     g.add_argument("--no-auth", action="store_true", help="no token needed (refused unless --host is loopback)")
     g.add_argument("--max-upload-mb", type=float, default=10.0, metavar="MB",

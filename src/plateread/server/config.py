@@ -43,7 +43,7 @@ class ServerConfig:
     port: int = 8080
     auth: bool = True                    # False (--no-auth) only on a loopback address
     workers: int = field(default_factory=default_workers)
-    queue: int | None = None             # requests waiting beyond the running ones; None: 2 per worker
+    queue: int | None = None             # requests waiting beyond the running ones; None: 4 per worker
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     max_pixels: int = DEFAULT_MAX_PIXELS
     rate: float = DEFAULT_RATE           # per token, requests/s; a token's own rate overrides it
@@ -73,7 +73,9 @@ class ServerConfig:
 
     @property
     def queue_size(self) -> int:
-        return 2 * self.workers if self.queue is None else self.queue
+        # 4 per worker: at 80% of saturation a 100 ms stall (a WAL checkpoint, a GC pause) must
+        # not refuse requests; the memory bound stays slots x upload limit (docs/SERVER.md)
+        return 4 * self.workers if self.queue is None else self.queue
 
     @property
     def bucket(self) -> float:
