@@ -168,8 +168,9 @@ class SpooledWriter:
 
     def add_event(self, event: VehicleEvent) -> None:
         """Keeps the event (images saved, row journalled) and returns; it is written to the
-        database by the writer thread. Raises StoreError only for an event the store would
-        refuse anyway (no plate, naive times), and OSError when the journal cannot be written."""
+        database by the writer thread. Raises StoreError for an event the store would refuse
+        anyway (no plate, naive times), or when the journal cannot be written (disk full) and the
+        database does not take the event directly either."""
         row = self.store.prepare_event(event)
         record = {"type": "event", "rows": [row], "event": event.to_dict(), "alerts": self.outbox_for is not None}
         try:
@@ -254,6 +255,10 @@ class SpooledWriter:
         return len(self.journal)
 
     def _write(self, record: dict[str, Any]) -> list[int]:
+        try:
+            self.store.maybe_retain()   # the hourly retention a long-running writer owes
+        except StoreError as exc:       # a failed purge must not hold up (or set aside) a read
+            log.warning("retention: %s", exc)
         outbox: Sequence[OutboxEntry] = ()
         if record.get("alerts") and self.outbox_for is not None:
             try:

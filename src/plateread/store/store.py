@@ -219,7 +219,7 @@ class Store:
         engine, url_obj = open_engine(url, migrate=migrate)
         media = MediaStore(media_dir or os.environ.get(ENV_MEDIA) or default_media_dir(url_obj))
         store = cls(engine, media, retention_days=retention_days, label=describe(url_obj))
-        store._maybe_retain()
+        store.maybe_retain()
         return store
 
     def close(self) -> None:
@@ -378,13 +378,13 @@ class Store:
     def add_event(self, event: VehicleEvent, *, outbox: Sequence[OutboxEntry] = ()) -> int:
         """Stores one vehicle event in its own transaction; raises StoreError (nothing stored) on failure.
         ``outbox`` rows (its alerts) are written in the same transaction, pointing at the new read."""
-        self._maybe_retain()
+        self.maybe_retain()
         return self.commit([self.prepare_event(event)], outbox)[0]
 
     def add_events(self, events: Iterable[VehicleEvent], batch_size: int = 500) -> AddReport:
         """Stores events a batch per transaction (far faster than one by one); when a batch fails,
         its events are retried singly so one bad event costs only itself. Never raises for bad input."""
-        self._maybe_retain()
+        self.maybe_retain()
         report = AddReport()
         batch: list[tuple[str, dict[str, Any]]] = []
 
@@ -419,7 +419,7 @@ class Store:
         rows = self.prepare_image(result, camera, image, seen=seen, keep_frame=keep_frame)
         if not rows:
             return []
-        self._maybe_retain()
+        self.maybe_retain()
         return self.commit(rows)
 
     # ---- reading -------------------------------------------------------------------------------
@@ -584,7 +584,8 @@ class Store:
 
     # ---- retention -----------------------------------------------------------------------------
 
-    def _maybe_retain(self) -> None:
+    def maybe_retain(self) -> None:
+        """Applies ``retention_days`` if it was not applied in the last hour (writers call it)."""
         if self.retention_days is None or time.monotonic() - self._retained_at < RETAIN_EVERY_S:
             return
         self._retained_at = time.monotonic()
