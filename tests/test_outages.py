@@ -430,3 +430,22 @@ def test_a_killed_inference_worker_is_replaced_and_no_request_is_lost(tmp_path):
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_erasing_a_plate_also_erases_its_reads_waiting_in_the_journal(locked_sqlite, tmp_path, capsys):
+    from plateread.cli.main import main
+
+    store, db = locked_sqlite
+    lock = hold_lock(db)
+    waiting = SpooledWriter(store, tmp_path / "spool", "watch")     # the database is away: both wait
+    waiting.add_event(event("ER123"))
+    waiting.add_event(event("OK456"))
+    lock.execute("ROLLBACK")
+    lock.close()
+    assert main(["reads", "--erase-plate", "ER-123", "--db", f"sqlite:///{db}", "--media", str(tmp_path / "media"),
+                 "--spool", str(tmp_path / "spool")]) == 0
+    assert "1 read(s) waiting in the spool" in capsys.readouterr().out
+    back = SpooledWriter(store, tmp_path / "spool", "watch").start()   # the database is back
+    assert back.wait_empty(15)
+    back.close()
+    assert [p for _, p in stored(f"sqlite:///{db}")] == ["OK456"]      # the erasure was not undone

@@ -97,6 +97,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("privacy (logged in the store's privacy_log)")
     g.add_argument("--export-plate", metavar="PLATE", help="write everything stored about PLATE to --out")
     g.add_argument("--out", metavar="FILE.json", help="with --export-plate: the JSON file to write")
+    g.add_argument("--spool", metavar="DIR", help="with --erase-plate: the writers' journal folder, if not "
+                   "the default (reads waiting there for the database are erased too)")
     g.add_argument("--erase-plate", metavar="PLATE",
                    help="delete everything stored about PLATE: reads, alerts, watchlist entry, images")
     add_db_options(p)
@@ -149,8 +151,11 @@ def run_privacy(args: argparse.Namespace) -> int:
                 json.dump(data, fh, indent=2, ensure_ascii=False)
             print(f"exported {_counts(data['counts'])} about {data['plate']} to {args.out}")
         if args.erase_plate:
+            from ..store.spool import erase_from_journals
+
             counts = store.erase_plate(args.erase_plate, actor=actor)
-            print(f"erased {_counts(counts)}")
+            waiting = erase_from_journals(store, args.erase_plate, getattr(args, "spool", None))
+            print(f"erased {_counts(counts)}" + (f", and {waiting} read(s) waiting in the spool" if waiting else ""))
     return 0
 
 

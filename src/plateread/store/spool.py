@@ -113,6 +113,31 @@ class Journal:
         return sorted(d.glob("*.json")) if d.is_dir() else []
 
 
+def erase_from_journals(store: Store, plate: str, root: str | os.PathLike[str] | None = None) -> int:
+    """Deletes the journalled records (waiting or set aside) of ``store`` that hold ``plate``, so
+    an erasure during an outage is not undone when the database comes back; returns how many.
+    A writer that took a record just before cannot be stopped here: erase again once the
+    database answers (``reads --erase-plate`` is idempotent)."""
+    from ..text import normalize_plate
+
+    norm = normalize_plate(plate)
+    base = Path(root if root is not None else default_spool_dir(store))
+    n = 0
+    for mark in base.glob("*/STORE"):
+        if mark.read_text().strip() != store.label:
+            continue
+        for path in [*mark.parent.glob("*.json"), *(mark.parent / FAILED).glob("*.json")]:
+            try:
+                record = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            if any(normalize_plate(str(r.get("plate") or "")) == norm for r in record.get("rows", [])):
+                path.unlink(missing_ok=True)
+                path.with_suffix(".error").unlink(missing_ok=True)
+                n += 1
+    return n
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
