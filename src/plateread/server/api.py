@@ -288,14 +288,8 @@ async def healthz(request: Request) -> JSONResponse:
 def store_health(state: ServerState) -> dict[str, Any]:
     """The journals' backlog and the media errors: "degraded" while reads wait for the database
     or images cannot be saved (the reads themselves are kept either way)."""
-    spools = {"api": state.pool.spool_health()}
-    if state.service is not None:
-        spools["cameras"] = state.service.writer.health()
-    spools = {k: v for k, v in spools.items() if v is not None}
-    # this process's store counts for its threads and cameras; worker processes report their own
-    child = spools["api"] if state.pool.processes and "api" in spools else None
-    media = state.store.media_errors + (child["media_errors"] if child else 0)
-    last_media = state.store.last_media_error or (child["last_media_error"] if child else None)
+    spools = state.spools()
+    media, last_media = state.media_errors(spools)
     degraded = any(h["pending"] or h["outage_s"] for h in spools.values()) or media > 0
     return {"status": "degraded" if degraded else "ok", "label": state.store.label,
             "media_errors": media, "last_media_error": last_media,

@@ -133,17 +133,11 @@ class StoreCollector:
                                     labels=["writer"])
         outage = GaugeMetricFamily("plateread_store_outage_seconds",
                                    "Seconds since the database stopped answering (0: it answers)", labels=["writer"])
-        spools = {"api": self.state.pool.spool_health()}
-        if self.state.service is not None:
-            spools["cameras"] = self.state.service.writer.health()
-        errors = self.state.store.media_errors    # this process's; worker processes report theirs
+        spools = self.state.spools()
         for name, h in spools.items():
-            if h is None:
-                continue
             pending.add_metric([name], float(h["pending"]))
             outage.add_metric([name], float(h["outage_s"] or 0.0))
-            if name == "api" and self.state.pool.processes:
-                errors += h["media_errors"]
+        errors, _ = self.state.media_errors(spools)
         yield pending
         yield outage
         media = CounterMetricFamily("plateread_media_errors", "Images that could not be saved (disk full, "
