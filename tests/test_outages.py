@@ -32,7 +32,8 @@ from plateread.video.events import VehicleEvent
 
 FAKE_CLI = ("import sys; sys.path.insert(0, 'tests'); import fakes, camfakes; "
             "from plateread.cli.main import main; sys.exit(main(sys.argv[1:]))")
-needs_pg = pytest.mark.skipif(pgcluster.why_not() is not None, reason=str(pgcluster.why_not()))
+NO_PG = pgcluster.why_not()
+needs_pg = pytest.mark.skipif(NO_PG is not None, reason=str(NO_PG))
 
 
 def event(plate: str) -> VehicleEvent:
@@ -237,7 +238,10 @@ def _can_unshare_mount() -> str | None:
     return None if probe.returncode == 0 else f"cannot mount a private tmpfs here: {probe.stderr.strip()}"
 
 
-@pytest.mark.skipif(_can_unshare_mount() is not None, reason=str(_can_unshare_mount()))
+NO_UNSHARE = _can_unshare_mount()   # once: it starts a process
+
+
+@pytest.mark.skipif(NO_UNSHARE is not None, reason=str(NO_UNSHARE))
 def test_a_full_media_disk_still_stores_the_reads_and_says_so(tmp_path):
     from test_watch import _write_pngs, two_plates
 
@@ -401,6 +405,11 @@ def test_camera_service_stores_and_alerts_every_vehicle_seen_while_sqlite_was_lo
 
 # -- a worker process of the server dies ---------------------------------------------------------
 
+def worker_pids(pid: int) -> list[int]:
+    """The server's child processes (its inference workers), Linux."""
+    return [int(c) for t in Path(f"/proc/{pid}/task").glob("*/children") for c in t.read_text().split()]
+
+
 def test_a_killed_inference_worker_is_replaced_and_no_request_is_lost(tmp_path):
     pytest.importorskip("fastapi", reason="needs the [server] extra")
     import httpx
@@ -411,7 +420,7 @@ def test_a_killed_inference_worker_is_replaced_and_no_request_is_lost(tmp_path):
     car = (REPO / "examples" / "car.jpg").read_bytes()
     try:
         wait_up(proc, base, log)
-        children = [int(c) for t in Path(f"/proc/{proc.pid}/task").glob("*/children") for c in t.read_text().split()]
+        children = worker_pids(proc.pid)
         assert len(children) == 2                                # one forked process per worker
         os.kill(children[0], signal.SIGKILL)                     # a crash in native code, say
         time.sleep(0.5)
@@ -421,7 +430,7 @@ def test_a_killed_inference_worker_is_replaced_and_no_request_is_lost(tmp_path):
             assert [a.status_code for a in answers] == [201] * 6   # the idle worker's job went to its successor
             assert all(a.json()["results"] for a in answers)
             assert c.get("/healthz").json()["status"] == "ok"
-        now = [int(c) for t in Path(f"/proc/{proc.pid}/task").glob("*/children") for c in t.read_text().split()]
+        now = worker_pids(proc.pid)
         assert len(now) == 2 and children[0] not in now
         assert "inference worker" in log.read_text() and "starting it again" in log.read_text()
     finally:
