@@ -24,12 +24,15 @@ log = logging.getLogger("plateread.video")
 class TrackCheckpoint:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).expanduser()
+        self._written: bytes | None = None   # what the file holds: an unchanged checkpoint is not rewritten
 
     def save(self, events: Sequence[VehicleEvent]) -> None:
         """Replaces the checkpoint atomically (write, fsync, rename): a kill mid-write leaves the
         previous one."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps([e.to_dict() for e in events], separators=(",", ":")).encode()
+        if data == self._written:   # a quiet camera: no fsync a second for the same "[]"
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -37,6 +40,7 @@ class TrackCheckpoint:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
+            self._written = data
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -53,3 +57,4 @@ class TrackCheckpoint:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        self._written = None
