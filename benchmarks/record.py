@@ -32,9 +32,13 @@ def main(argv: list[str]) -> int:
         print(f"record: command failed with exit code {proc.returncode}; docs left untouched", file=sys.stderr)
         return proc.returncode
     import datetime as dt
-    body = (f"## {title}\n\nMeasured {dt.date.today().isoformat()} on {machine()} "
-            f"(load average {load:.1f} at start).\nCommand: `{' '.join(shlex.quote(c) for c in cmd)}`\n\n"
-            + proc.stdout.strip() + "\n")
+    command = f"Command: `{' '.join(shlex.quote(c) for c in cmd)}`"
+    if any(line.startswith("Measured ") for line in proc.stdout.splitlines()):
+        head = f"Load average {load:.1f} at start. {command}"   # the benchmark stamps date and machine itself
+    else:
+        head = (f"Measured {dt.date.today().isoformat()} on {machine()} (load average {load:.1f} at start).\n"
+                + command)
+    body = f"## {title}\n\n{head}\n\n" + proc.stdout.strip() + "\n"
     update_section(REPO / "docs" / "BENCHMARKS.md", key, body)
     return 0
 

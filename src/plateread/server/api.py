@@ -183,7 +183,7 @@ async def run_read(state: ServerState, slot: Slot, job: ReadJob, deadline: float
     try:
         if remaining <= 0:
             raise asyncio.TimeoutError
-        return await asyncio.wait_for(state.pool.run(slot, job), remaining)
+        return await asyncio.wait_for(state.pool.submit(slot, job), remaining)
     except asyncio.TimeoutError:
         state.metrics.rejected.labels("timeout").inc()
         raise HTTPException(504, f"no answer within {state.config.timeout_s:g} s; try again later") from None
@@ -237,7 +237,7 @@ async def plate_reader(request: Request) -> JSONResponse:
         mmc = bool(compat.parse_bool(first(fields, "mmc")))
         job = ReadJob(data, name, compat.read_options(config, regions), store=should_store(state, fields),
                       camera=camera or cfg.default_camera, seen=stamp, keep_frame=cfg.keep_frames,
-                      deadline=deadline)
+                      deadline=deadline, answer=True, answer_mmc=mmc)
         del data
         outcome = await run_read(state, slot, job, deadline)
     finally:
@@ -253,7 +253,7 @@ async def plate_reader(request: Request) -> JSONResponse:
     body = compat.snapshot_response(
         outcome.result, filename=name, camera_id=camera, timestamp=stamp or utcnow(), calls=calls,
         max_calls=UNLIMITED_CALLS, mmc=mmc, read_ids=outcome.read_ids, store_error=outcome.store_error,
-        engine=state.engine, spooled=outcome.spooled)
+        engine=state.engine, spooled=outcome.spooled, results=outcome.answer)
     return JSONResponse(body, status_code=201)
 
 

@@ -70,6 +70,8 @@ class ReadJob:
     seen: dt.datetime | None = None
     keep_frame: bool = False
     deadline: float = float("inf")        # time.monotonic() after which nobody waits for the answer
+    answer: bool = False                  # also build the Snapshot API's ``results`` (mmc: ``answer_mmc``)
+    answer_mmc: bool = False
 
 
 @dataclass
@@ -87,6 +89,7 @@ class ReadOutcome:
     waited_ms: float = 0.0                # in the queue
     kind: str = "ok"                      # for the images metric: ok, bad_image, error, expired
     health: dict[str, Any] | None = None  # a worker process's journal and media state
+    answer: list[dict[str, Any]] | None = None  # the Snapshot API's ``results``, built by the worker
 
 
 class Slot:
@@ -133,6 +136,10 @@ class JobRunner:
         elapsed = (time.perf_counter() - start) * 1000.0
         result = dataclasses.replace(result, results=reads, processing_time=elapsed)
         outcome = ReadOutcome(201, result=result, elapsed_ms=elapsed)
+        if job.answer:  # here rather than on the event loop, which every request shares
+            from .compat import plate_result
+
+            outcome.answer = [plate_result(r, job.answer_mmc) for r in reads]
         stored = dataclasses.replace(result, results=tuple(r for r in reads if r.plate))  # unread boxes: not reads
         if job.store and stored.results and self.writer is not None:
             try:
@@ -277,9 +284,10 @@ class InferencePool:
         with self._lock:
             self._used -= 1
 
-    async def run(self, slot: Slot, job: ReadJob) -> ReadOutcome:
-        """Queues the job and waits for it. Cancelling the wait (a timeout) leaves the job to
-        finish or expire in its worker, which then gives the slot back."""
+    def submit(self, slot: Slot, job: ReadJob) -> "asyncio.Future[ReadOutcome]":
+        """Queues the job; its outcome arrives in the returned future (of the running loop), which
+        can be awaited with a timeout directly (no task to wrap it). Cancelling it (a timeout)
+        leaves the job to finish or expire in its worker, which then gives the slot back."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[ReadOutcome] = loop.create_future()
 
@@ -288,7 +296,7 @@ class InferencePool:
 
         slot.submitted = True
         self._jobs.put((job, slot, deliver))
-        return await fut
+        return fut
 
     # ---- workers -------------------------------------------------------------------------------
 

@@ -34,7 +34,8 @@ def secret_matches(secret: str, stored_hash: str | None) -> bool:
 
 def period_of(when: dt.datetime) -> str:
     """The usage period (calendar month, UTC) a call falls in: '2026-11'."""
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m")
+    w = when.astimezone(dt.timezone.utc)
+    return f"{w.year:04d}-{w.month:02d}"   # not strftime: this runs on every API call
 
 
 def next_period_start(when: dt.datetime) -> dt.datetime:
