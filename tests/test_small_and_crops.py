@@ -121,3 +121,50 @@ def test_second_look_only_for_unsure_reads(monkeypatch):
     reader.second_look = 1.01  # every read is "unsure"
     assert [r.plate for r in reader.read(str(EXAMPLE)).results] == ["YO76317"]
     assert looks == [1]
+
+
+def test_second_look_asks_the_second_model_about_the_same_crop():
+    from plateread.engines.crnn.recognizer import DEFAULT_SECOND_MODEL, CrnnRecognizer
+
+    assert DEFAULT_SECOND_MODEL.is_file()
+    rec = CrnnRecognizer()
+    assert rec.second is not None and rec.second.model_path == DEFAULT_SECOND_MODEL
+    # a replaced first model was not paired with the shipped second one; "none" turns it off
+    assert CrnnRecognizer(ocr_model=str(rec.model_path)).second is None
+    assert CrnnRecognizer(second_model="none").second is None and CrnnRecognizer(second_model="none").second_opinion([]) == []
+    asked: list[int] = []
+    real = rec.second.recognize
+    rec.second.recognize = lambda crops, debug=None: asked.append(len(crops)) or real(crops)
+    reader = Reader(recognizer=rec, second_look=1.01)   # every read is "unsure"
+    assert [r.plate for r in reader.read(str(EXAMPLE)).results] == ["YO76317"]
+    assert asked == [1]                                  # the plate's own crop, once
+    reader.second_look = None
+    reader.read(str(EXAMPLE))
+    assert asked == [1]
+
+
+def test_second_opinion_is_one_vote_among_the_crops():
+    class Two:
+        name = "two"
+        region_decoder = None
+        other = Recognition("A81234", 0.8, (Candidate("A81234", 0.95),))
+
+        def recognize(self, crops, debug=None):     # the first model on the other crops
+            return [self.other for _ in crops]
+
+        def second_opinion(self, crops):
+            return [Recognition("AB1234", 0.6, (Candidate("AB1234", 0.7), Candidate("A81234", 0.3)))
+                    for _ in crops]
+
+    img = cv2.imread(str(EXAMPLE))
+    det = Detection(Box(*PLATE), 0.9, img[430:462, 569:716])
+    first = Recognition("A81234", 0.3, (Candidate("A81234", 0.5), Candidate("AB1234", 0.5)))
+    reader = Reader(recognizer=Two())
+    assert reader._second_look(img, det, first).text == "A81234"     # a surer other cut outvotes it
+    reader.recognizer.other = Recognition("", 0.0)
+    assert reader._second_look(img, det, first).text == "AB1234"     # alone, it settles a tie
+
+
+def test_second_ocr_model_flag(capsys):
+    assert main(["read", str(EXAMPLE), "--second-ocr-model", "none", "--format", "json"]) == 0
+    assert "YO76317" in capsys.readouterr().out

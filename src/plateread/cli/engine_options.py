@@ -21,6 +21,7 @@ _OPTION_FLAGS: dict[str, str] = {
     "threads": "threads",
     "detector_model": "detector_model",
     "ocr_model": "ocr_model",
+    "second_ocr_model": "second_model",
     "zoom": "zoom",
 }
 
@@ -47,6 +48,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="learned engines: inference threads per model (default 1; one image at a time)")
     g.add_argument("--detector-model", metavar="ONNX", help="learned detector: another exported model")
     g.add_argument("--ocr-model", metavar="ONNX", help="learned OCR: another exported model (its .json beside it)")
+    g.add_argument("--second-ocr-model", metavar="ONNX",
+                   help="learned OCR: the model asked for a second opinion on unsure reads ('none': no "
+                        "second model; default: the shipped one, unless --ocr-model replaces the first)")
     g.add_argument("--no-zoom", dest="zoom", action="store_false", default=None,
                    help="learned detector: no second, zoomed pass for small unsure plates in large photos")
     g.add_argument("--second-look", type=float, default=None, metavar="SCORE",

@@ -20,6 +20,9 @@ from .calibration import Calibration
 from .decode import beam_search, greedy_decode
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "ocr.onnx"
+#: A second model for the reader's second look at unsure reads (docs/MODELS.md): its errors
+#: differ from the first one's often enough that fusing the two readings wins.
+DEFAULT_SECOND_MODEL = DEFAULT_MODEL.with_name("ocr-second.onnx")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,10 @@ class CrnnRecognizer:
 
     def __init__(self, *, ocr_model: str | None = None, beam_width: int = 5, top_n: int = 5,
                  batch_size: int = 32, threads: int = 1,
-                 region: str | Sequence[str] | None = None) -> None:
+                 region: str | Sequence[str] | None = None, second_model: str | None = "auto") -> None:
+        """``second_model``: the model asked for a second opinion on unsure reads ("auto": the
+        shipped one, unless ``ocr_model`` replaces the first, whose errors it was not chosen
+        against; None or "none": no second opinion)."""
         path = Path(ocr_model) if ocr_model else DEFAULT_MODEL
         meta_path = path.with_suffix(".json")
         if not path.is_file() or not meta_path.is_file():
@@ -82,6 +88,13 @@ class CrnnRecognizer:
         if isinstance(region, str) and region.strip().lower() in ("", "none", "off"):
             region = None
         self.region_decoder = RegionDecoder(region, top_n=top_n) if region is not None else None
+        if second_model == "auto":
+            second_model = str(DEFAULT_SECOND_MODEL) if not ocr_model and DEFAULT_SECOND_MODEL.is_file() else None
+        if isinstance(second_model, str) and second_model.strip().lower() in ("", "none", "off"):
+            second_model = None
+        self.second: CrnnRecognizer | None = (
+            CrnnRecognizer(ocr_model=second_model, beam_width=beam_width, top_n=top_n, batch_size=batch_size,
+                           threads=threads, second_model=None) if second_model else None)
 
     def preprocess(self, crop: np.ndarray) -> np.ndarray:
         """BGR/gray uint8 -> float32 [1, H, W] in [0, 1], stretched like in training."""
@@ -140,3 +153,10 @@ class CrnnRecognizer:
     def recognize(self, crops: Sequence[np.ndarray], debug: DebugSink | None = None
                   ) -> list[Recognition]:
         return [self.decode(fp) for fp in self.recognize_probs(crops)]
+
+    def second_opinion(self, crops: Sequence[np.ndarray]) -> list[Recognition]:
+        """The second model's readings of ``crops`` (with the same plate formats), or [] without one."""
+        if self.second is None:
+            return []
+        self.second.region_decoder = self.region_decoder   # a request may have changed the formats
+        return self.second.recognize(crops)
