@@ -109,3 +109,11 @@ def test_missing_file_is_one_clear_line(tmp_path):
 def test_the_example_config_loads():
     cfg = load_config(REPO / "examples" / "plateread.toml")
     assert cfg.cameras and all(c.is_file for c in cfg.cameras)
+
+
+def test_engine_second_ocr_model_is_a_path_or_none(tmp_path):
+    (tmp_path / "x.mp4").write_bytes(b"")
+    base = "[[camera]]\nname = \"a\"\nsource = \"x.mp4\"\n[engine]\n"
+    cfg = load_config(write(tmp_path, base + 'second_ocr_model = "models/b.onnx"\n'))
+    assert cfg.engine == {"second_ocr_model": str(tmp_path / "models" / "b.onnx")}
+    assert load_config(write(tmp_path, base + 'second_ocr_model = "none"\n')).engine == {"second_ocr_model": "none"}

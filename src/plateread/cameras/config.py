@@ -188,6 +188,7 @@ ENGINE_KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "threads": ("threads", int), "detector_model": ("detector_model", str), "ocr_model": ("ocr_model", str),
     "zoom": ("zoom", bool), "second_look": ("second_look", float), "plate_images": ("plate_images", bool),
     "detector": ("detector", str), "recognizer": ("recognizer", str),
+    "second_ocr_model": ("second_ocr_model", str),
 }
 
 
@@ -227,8 +228,8 @@ def _store(t: _Table, base: Path) -> dict[str, Any]:
 
 def _engine(t: _Table, base: Path) -> dict[str, Any]:
     out = {dest: v for key, (dest, kind) in ENGINE_KEYS.items() if (v := t.get(key, kind)) is not None}
-    for key in ("detector_model", "ocr_model"):
-        if key in out:
+    for key in ("detector_model", "ocr_model", "second_ocr_model"):
+        if key in out and not (key == "second_ocr_model" and out[key].strip().lower() in ("", "none", "off")):
             out[key] = _path(base, out[key])
     t.done()
     return out
