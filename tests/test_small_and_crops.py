@@ -65,6 +65,7 @@ def test_zoom_off_runs_once_and_small_photos_never_zoom():
 
 def test_looks_like_plate():
     assert looks_like_plate(120, 30) and looks_like_plate(160, 74) and looks_like_plate(200, 160)
+    assert looks_like_plate(160, 97)       # one line with a margin (aspect 1.65)
     assert not looks_like_plate(640, 480)   # a photo
     assert not looks_like_plate(300, 250)   # a square-ish thumbnail too big for a two-line plate
     assert not looks_like_plate(1200, 300)  # too large for a crop
