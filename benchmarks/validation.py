@@ -378,10 +378,37 @@ def run_plates(args: argparse.Namespace, report: dict) -> str:
         lines.append(f"| {name} | {o['n']} | {pct(o['auto'])} | {pct(o['read_plate'])} | {pct(o['second_look'])} "
                      f"| {o['looks']} | {f3(o['auroc_plain'])} / {f3(o['auroc_second'])} "
                      f"| {pct(o['wrong_09_plain'])} / {pct(o['wrong_09_second'])} |")
+    cuts = non_plate_cuts(args.data, per_source=40)
+    false_reads = sum(len(auto.read(c).results) for c in cuts)
     report["plates"] = out
+    report["non_plate_cuts"] = {"cuts": len(cuts), "reads": false_reads}
     head = ("### Plate images through the reader\n\nEach held-out crop handed to `Reader` as a whole image; "
             f"second look below a read score of {second.second_look}. `?` labels: visible positions only.\n\n")
-    return head + "\n".join(lines)
+    tail = (f"\n\nThe other side: {len(cuts)} plate-sized cuts (60-300 px wide, aspect 1.2-4) of held-out and dev "
+            "photos, each at least 10 px away from every labelled plate, through `read`: "
+            f"**{false_reads} reads returned** (some sets label only some plates, so a few may be real ones).")
+    return head + "\n".join(lines) + tail
+
+
+def non_plate_cuts(data: str | Path, per_source: int) -> list[np.ndarray]:
+    """Plate-sized, plate-shaped cuts of validation photos away from their labelled plates
+    (seeded): what the plate-image path must not read as plates."""
+    import random
+
+    rng = random.Random(1)
+    cuts = []
+    for photos, _partial in detector_sources(data, per_source).values():
+        for p in photos:
+            H, W = p.image.shape[:2]
+            for _ in range(3):
+                cw = rng.randint(60, 300)
+                ch = int(cw / rng.choice([1.2, 1.6, 2.5, 4.0]))
+                if cw >= W or ch >= H or ch < 10:
+                    continue
+                x, y = rng.randint(0, W - cw), rng.randint(0, H - ch)
+                if all(x + cw < b[0] - 10 or x > b[2] + 10 or y + ch < b[1] - 10 or y > b[3] + 10 for b in p.boxes):
+                    cuts.append(p.image[y:y + ch, x:x + cw])
+    return cuts
 
 
 def main(argv: list[str] | None = None) -> int:
