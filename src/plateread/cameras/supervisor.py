@@ -47,7 +47,7 @@ class CameraHealth:
     dropped: int = 0             # live frames replaced by newer ones (the engine was busy)
     skipped: int = 0             # frames left out by max_fps
     corrupt: int = 0
-    reconnects: int = 0          # stream reconnects (by the source)
+    reconnects: int = 0          # stream reconnect attempts (by the source; failed ones included)
     restarts: int = 0            # watcher restarts by the watchdog after a crash or a stall
     loops: int = 0               # files and folders played again from the start (loop = true)
     engine_errors: int = 0

@@ -70,7 +70,7 @@ CAMERA_COUNTERS = {
     "frames_in": "Frames the camera's source decoded", "frames_processed": "Frames the engine read",
     "dropped": "Live frames replaced by newer ones before the engine took them",
     "skipped": "Frames left out by the camera's max_fps", "corrupt": "Undecodable frames skipped",
-    "reconnects": "Stream reconnects", "restarts": "Watcher restarts by the watchdog (crash, stall)",
+    "reconnects": "Stream reconnect attempts (failed ones included)", "restarts": "Watcher restarts by the watchdog (crash, stall)",
     "loops": "Files and folders played again from the start (loop = true)",
     "events": "Vehicle events", "engine_errors": "Frames the engine failed on",
 }

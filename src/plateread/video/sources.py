@@ -44,7 +44,7 @@ class SourceStats:
     frames: int = 0        # frames decoded and handed on
     dropped: int = 0       # live frames replaced by newer ones before being processed
     corrupt: int = 0       # undecodable / wrong-shape frames skipped
-    reconnects: int = 0
+    reconnects: int = 0    # reconnect attempts, failed ones included (gaps: the outages themselves)
     gaps: list[tuple[float, float]] = field(default_factory=list)  # (lost at, back at) epoch s
 
 
