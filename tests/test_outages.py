@@ -451,8 +451,13 @@ def test_erasing_a_plate_also_erases_its_reads_waiting_in_the_journal(locked_sql
     waiting.add_event(event("OK456"))
     lock.execute("ROLLBACK")
     lock.close()
-    assert main(["reads", "--erase-plate", "ER-123", "--db", f"sqlite:///{db}", "--media", str(tmp_path / "media"),
-                 "--spool", str(tmp_path / "spool")]) == 0
+    where = ["--db", f"sqlite:///{db}", "--media", str(tmp_path / "media"), "--spool", str(tmp_path / "spool")]
+    out = tmp_path / "access.json"
+    assert main(["reads", "--export-plate", "ER 123", "--out", str(out), *where]) == 0   # the right of access sees it
+    assert "1 read(s) waiting in the spool" in capsys.readouterr().out
+    exported = json.loads(out.read_text())
+    assert exported["counts"]["waiting"] == 1 and [r["plate"] for r in exported["waiting"]] == ["ER123"]
+    assert main(["reads", "--erase-plate", "ER-123", *where]) == 0
     assert "1 read(s) waiting in the spool" in capsys.readouterr().out
     back = SpooledWriter(store, tmp_path / "spool", "watch").start()   # the database is back
     assert back.wait_empty(15)

@@ -97,7 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("privacy (logged in the store's privacy_log)")
     g.add_argument("--export-plate", metavar="PLATE", help="write everything stored about PLATE to --out")
     g.add_argument("--out", metavar="FILE.json", help="with --export-plate: the JSON file to write")
-    g.add_argument("--spool", metavar="DIR", help="with --erase-plate: the writers' journal folder, if not "
+    g.add_argument("--spool", metavar="DIR", help="with --export-plate / --erase-plate: the writers' journal folder, if not "
                    "the default (reads waiting there for the database are erased too)")
     g.add_argument("--erase-plate", metavar="PLATE",
                    help="delete everything stored about PLATE: reads, alerts, watchlist entry, images")
@@ -146,10 +146,17 @@ def run_privacy(args: argparse.Namespace) -> int:
     actor = os.environ.get("USER") or None
     with open_store(args) as store:
         if args.export_plate:
+            from ..store.spool import journalled_reads
+
             data = store.export_plate(args.export_plate, actor=actor)
+            # reads an outage or a crash left in a journal are stored data too, if not yet in the database
+            data["waiting"] = journalled_reads(store, args.export_plate, getattr(args, "spool", None))
+            data["counts"]["waiting"] = len(data["waiting"])
             with open(args.out, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2, ensure_ascii=False)
-            print(f"exported {_counts(data['counts'])} about {data['plate']} to {args.out}")
+                json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
+            waiting = len(data["waiting"])
+            print(f"exported {_counts(data['counts'])} about {data['plate']}"
+                  + (f", and {waiting} read(s) waiting in the spool" if waiting else "") + f" to {args.out}")
         if args.erase_plate:
             from ..store.spool import erase_from_journals
 

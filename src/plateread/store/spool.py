@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -113,16 +113,14 @@ class Journal:
         return sorted(d.glob("*.json")) if d.is_dir() else []
 
 
-def erase_from_journals(store: Store, plate: str, root: str | os.PathLike[str] | None = None) -> int:
-    """Deletes the journalled records (waiting or set aside) of ``store`` that hold ``plate``, so
-    an erasure during an outage is not undone when the database comes back; returns how many.
-    A writer that took a record just before cannot be stopped here: erase again once the
-    database answers (``reads --erase-plate`` is idempotent)."""
+def _journalled(store: Store, plate: str, root: str | os.PathLike[str] | None
+                ) -> Iterator[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
+    """(file, record, its rows holding ``plate``) of each journalled record (waiting or set
+    aside) of ``store`` that holds ``plate``."""
     from ..text import normalize_plate
 
     norm = normalize_plate(plate)
     base = Path(root if root is not None else default_spool_dir(store))
-    n = 0
     for mark in base.glob("*/STORE"):
         if mark.read_text().strip() != store.label:
             continue
@@ -131,10 +129,27 @@ def erase_from_journals(store: Store, plate: str, root: str | os.PathLike[str] |
                 record = json.loads(path.read_bytes())
             except (OSError, ValueError):
                 continue
-            if any(normalize_plate(str(r.get("plate") or "")) == norm for r in record.get("rows", [])):
-                path.unlink(missing_ok=True)
-                path.with_suffix(".error").unlink(missing_ok=True)
-                n += 1
+            rows = [r for r in record.get("rows", []) if normalize_plate(str(r.get("plate") or "")) == norm]
+            if rows:
+                yield path, record, rows
+
+
+def journalled_reads(store: Store, plate: str, root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The reads of ``plate`` still waiting in a journal of ``store`` (an outage, a crash, or set
+    aside), as journalled: the right of access covers them too."""
+    return [{**row, "journal": str(path)} for path, _record, rows in _journalled(store, plate, root) for row in rows]
+
+
+def erase_from_journals(store: Store, plate: str, root: str | os.PathLike[str] | None = None) -> int:
+    """Deletes the journalled records (waiting or set aside) of ``store`` that hold ``plate``, so
+    an erasure during an outage is not undone when the database comes back; returns how many.
+    A writer that took a record just before cannot be stopped here: erase again once the
+    database answers (``reads --erase-plate`` is idempotent)."""
+    n = 0
+    for path, _record, _rows in list(_journalled(store, plate, root)):
+        path.unlink(missing_ok=True)
+        path.with_suffix(".error").unlink(missing_ok=True)
+        n += 1
     return n
 
 
