@@ -463,3 +463,26 @@ def test_erasing_a_plate_also_erases_its_reads_waiting_in_the_journal(locked_sql
     assert back.wait_empty(15)
     back.close()
     assert [p for _, p in stored(f"sqlite:///{db}")] == ["OK456"]      # the erasure was not undone
+
+
+def _hanging_reader():
+    time.sleep(3600)   # a worker stuck before it is ready (a lock a forking thread left held, say)
+
+
+def test_a_worker_process_that_never_gets_ready_is_killed_and_reported(monkeypatch):
+    pytest.importorskip("fastapi", reason="the server needs the [server] extra")
+    from plateread.server import pool as pool_mod
+    from plateread.server.metrics import Metrics
+
+    monkeypatch.setattr(pool_mod, "LOAD_TIMEOUT_S", 1.0)
+    pool = pool_mod.InferencePool(_hanging_reader, workers=1, queue_size=1, store=None, metrics=Metrics(),
+                                  processes=True)
+    pool.start()
+    try:
+        assert pool.ready.wait(20)
+        assert "not ready after 1 s" in (pool.load_error or "")
+        proc = pool._threads[0]
+        proc.join(10)
+        assert not proc.is_alive()            # its feeding thread gave up; the child was killed
+    finally:
+        pool.close(1.0)

@@ -41,6 +41,7 @@ log = logging.getLogger("plateread.server")
 #: mode "redaction": the detection threshold used to find every plate that may need blurring
 REDACTION_THRESHOLD = 0.15
 _DECODER_CACHE = 16   # region decoders kept per worker (one per distinct `regions` a client sends)
+LOAD_TIMEOUT_S = 300.0  # a worker process that has not loaded its models by then is killed
 
 
 class Busy(Exception):
@@ -360,8 +361,14 @@ class InferencePool:
         worker = {"proc": proc, "conn": conn}
 
         def wait_ready(first: bool) -> bool:
+            # bounded: a child forked while another thread held a lock it needs (a restart forks
+            # from this thread, in a server that runs others) could wait for it forever
             try:
-                kind, value = worker["conn"].recv()
+                if worker["conn"].poll(LOAD_TIMEOUT_S):
+                    kind, value = worker["conn"].recv()
+                else:
+                    kind, value = "error", f"worker process not ready after {LOAD_TIMEOUT_S:g} s"
+                    worker["proc"].kill()
             except (EOFError, OSError):
                 kind, value = "error", f"worker process exited with {worker['proc'].exitcode} while loading"
             if kind == "error":
