@@ -2,8 +2,12 @@
 
     python benchmarks/e2e.py                      # every engine, prints and updates docs/BENCHMARKS.md
     python benchmarks/e2e.py --engines classic --no-write
+    python benchmarks/e2e.py --engines learned --false-sheet docs/images/e2e_false_reads.jpg
 
-Runs single-threaded inference (the per-image times are one-thread figures).
+Runs single-threaded inference (the per-image times are one-thread figures). False reads are
+split by where they are: on a labelled plate (a misread, also counted against accuracy) or
+elsewhere (another car's plate the test labels leave out, or a true false alarm: the sheet shows
+them, to be told apart by eye).
 """
 from __future__ import annotations
 
@@ -21,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import DEFAULT_DATA, REPO, TEST_SETS, stamp, update_section  # noqa: E402
 
 from plateread import Reader, registry  # noqa: E402
-from plateread.evaluation.metrics import summarize  # noqa: E402
+from plateread.annotate import contact_sheet  # noqa: E402
+from plateread.evaluation.metrics import READ_IOU, ImageOutcome, summarize  # noqa: E402
 from plateread.evaluation.runner import evaluate  # noqa: E402
+from plateread.text import normalize_plate  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,6 +39,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "docs" / "BENCHMARKS.md"))
     ap.add_argument("--json", help="also write all metrics as JSON")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs untouched")
+    ap.add_argument("--false-sheet", metavar="IMAGE", help="contact sheet of the false reads away from every "
+                    "labelled plate (first engine that has any)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a Reader option for an ablation, e.g. second_look=None, zoom=False, "
                          "plate_images=False, region='auto' (Python literals; repeatable)")
@@ -41,7 +49,7 @@ def main() -> int:
     options = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in args.option)}
     cv2.setNumThreads(1)
 
-    rows, everything = [], {}
+    rows, everything, elsewhere_tiles = [], {}, []
     for engine in args.engines:
         try:
             reader = Reader(engine, **options)
@@ -53,29 +61,63 @@ def main() -> int:
             if not (set_dir / "index.jsonl").exists():
                 print(f"skipping {set_name}: {set_dir} absent", file=sys.stderr)
                 continue
-            m = summarize(evaluate(reader, set_dir, args.split))
-            everything.setdefault(engine, {})[set_name] = m.to_dict()
-            rows.append((engine, set_name, m))
+            outcomes = list(evaluate(reader, set_dir, args.split))
+            m = summarize(outcomes)
+            on_label, elsewhere = false_reads_by_place(outcomes)
+            everything.setdefault(engine, {})[set_name] = {**m.to_dict(), "false_on_labelled_plate": len(on_label),
+                                                           "false_elsewhere": len(elsewhere)}
+            rows.append((engine, set_name, m, len(on_label), len(elsewhere)))
+            if args.false_sheet and engine == args.engines[0]:
+                elsewhere_tiles += [false_tile(o, r, set_name) for o, r in elsewhere]
             print(f"{engine:14s} {set_name:12s} acc {m.accuracy:6.1%}  top-N {m.top_n_accuracy:6.1%}  "
                   f"det {m.detection_recall:6.1%}  false/img {m.false_reads_per_image:.2f}  "
                   f"median {m.median_ms:.0f} ms  p95 {m.p95_ms:.0f} ms", flush=True)
 
     table = ["| engine | set | images | end-to-end accuracy | top-N accuracy | detection recall (IoU≥0.5) "
-             "| false reads / image | failed | median ms | p95 ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for engine, set_name, m in rows:
+             "| false reads / image | of them: misreads / elsewhere | failed | median ms | p95 ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for engine, set_name, m, on_label, elsewhere in rows:
         table.append(f"| {engine} | {set_name} | {m.images} | {m.accuracy:.1%} | {m.top_n_accuracy:.1%} | "
-                     f"{m.detection_recall:.1%} | {m.false_reads_per_image:.2f} | {m.failed_images} | "
-                     f"{m.median_ms:.0f} | {m.p95_ms:.0f} |")
+                     f"{m.detection_recall:.1%} | {m.false_reads_per_image:.2f} | {on_label} / {elsewhere} | "
+                     f"{m.failed_images} | {m.median_ms:.0f} | {m.p95_ms:.0f} |")
     body = ("## End to end, test splits\n\n" + stamp() + "One inference thread; times include decoding the "
             "image file. Scoring: `shared/data/README.md` (exact text, IoU ≥ 0.3 for a read).\n\n"
             + "\n".join(table) + "\n")
     print("\n" + "\n".join(table))
+    if args.false_sheet:
+        cv2.imwrite(args.false_sheet, contact_sheet(elsewhere_tiles, columns=6, tile_size=(220, 150)))
+        print(f"wrote {len(elsewhere_tiles)} false reads away from the labelled plates to {args.false_sheet}",
+              file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(everything, indent=1))
     if not args.no_write:
         update_section(args.out, "e2e", body)
     return 0
+
+
+def false_reads_by_place(outcomes: list[ImageOutcome]) -> tuple[list, list]:
+    """The false reads (text matching no label) as (outcome, read) pairs: those on a labelled
+    plate's box (misreads) and those away from every labelled plate."""
+    on_label, elsewhere = [], []
+    for o in outcomes:
+        labels = {p.text for p in o.sample.plates if p.text}
+        for r in o.result.results:
+            if normalize_plate(r.plate) in labels:
+                continue
+            near = any(p.box is not None and r.box.iou(p.box) >= READ_IOU for p in o.sample.plates)
+            (on_label if near else elsewhere).append((o, r))
+    return on_label, elsewhere
+
+
+def false_tile(o: ImageOutcome, r, set_name: str) -> tuple:
+    """The read's surroundings (3x its box) with the box drawn, for telling a plate from a false alarm."""
+    img = cv2.imread(str(o.sample.path))
+    b = r.box
+    cx, cy, w, h = (b.xmin + b.xmax) // 2, (b.ymin + b.ymax) // 2, max(b.width * 3, 120), max(b.height * 3, 80)
+    x0, y0 = max(0, cx - w // 2), max(0, cy - h // 2)
+    tile = img[y0:y0 + h, x0:x0 + w].copy()
+    cv2.rectangle(tile, (b.xmin - x0, b.ymin - y0), (b.xmax - x0, b.ymax - y0), (0, 0, 255), 2)
+    return tile, f"{r.plate} {r.score:.2f}", f"{set_name} {o.sample.name}"[:40]
 
 
 if __name__ == "__main__":
