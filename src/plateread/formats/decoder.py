@@ -109,6 +109,12 @@ class _Automaton:
         return sorted(out)
 
 
+@lru_cache(maxsize=1)
+def format_classifier() -> "RegionDecoder":
+    """One shared decoder over every region, for telling which formats a text fits."""
+    return RegionDecoder("auto")
+
+
 @lru_cache(maxsize=32)
 def _automaton(layouts: tuple[Layout, ...], charset: str, blank: int) -> _Automaton:
     return _Automaton(layouts, charset, blank)

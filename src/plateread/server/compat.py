@@ -146,11 +146,10 @@ def format_time(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@lru_cache(maxsize=1)
 def _classifier() -> Any:
-    from ..formats import RegionDecoder
+    from ..formats import format_classifier
 
-    return RegionDecoder("auto")
+    return format_classifier()
 
 
 def region_of(read: PlateRead) -> dict[str, Any]:
