@@ -107,13 +107,14 @@ def zoom_table(held: list, model: str | None) -> None:
     big = [p for p in held if min(probe.width / p.image.shape[1], probe.height / p.image.shape[0])
            < det_mod.ZOOM_BELOW_SCALE]
     print(f"{len(big)} of {len(held)} held-out + dev photos are large enough for the zoom pass\n")
-    print("| lowest peak score | recall@0.5 | false / image | detector passes / image |")
-    print("|---|---:|---:|---:|")
-    default = det_mod.ZOOM_LOW
+    print("| lowest peak score | windows at most | recall@0.5 | false / image | detector passes / image |")
+    print("|---|---:|---:|---:|---:|")
+    default, default_windows = det_mod.ZOOM_LOW, det_mod.ZOOM_MAX_WINDOWS
     try:
-        for low in (None, 0.15, 0.2, 0.25):
+        for low, windows in ((None, 0), (0.15, 2), (0.2, 2), (0.25, 2), (0.2, 4), (0.25, 4)):
             det = LearnedDetector(detector_model=model, zoom=low is not None)
             det_mod.ZOOM_LOW = low if low is not None else default
+            det_mod.ZOOM_MAX_WINDOWS = windows or default_windows
             runs = [0]
             inner = det._run
 
@@ -129,9 +130,10 @@ def zoom_table(held: list, model: str | None) -> None:
                 f, fa = match(boxes.reshape(-1, 4), p.boxes)
                 found, n, false = found + f, n + len(p.boxes), false + fa
             name = "no zoom pass" if low is None else f"{low:.2f}"
-            print(f"| {name} | {found / max(n, 1):.3f} | {false / max(len(big), 1):.3f} | {runs[0] / max(len(big), 1):.2f} |")
+            print(f"| {name} | {windows or '-'} | {found / max(n, 1):.3f} | {false / max(len(big), 1):.3f} "
+                  f"| {runs[0] / max(len(big), 1):.2f} |")
     finally:
-        det_mod.ZOOM_LOW = default
+        det_mod.ZOOM_LOW, det_mod.ZOOM_MAX_WINDOWS = default, default_windows
 
 
 def verify_table(held: list, model: str | None, low: float = 0.3) -> None:
