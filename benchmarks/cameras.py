@@ -22,8 +22,6 @@ import http.server
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +33,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from camfakes import Broker, Subscriber, WebhookReceiver, free_port  # noqa: E402  (the tests' real servers)
 from report import DEFAULT_DATA, REPO  # noqa: E402
+from serve_load import process_cpu_s  # noqa: E402
 
 from plateread.reader import DEFAULT_ENGINE, Reader  # noqa: E402
 from plateread.text import normalize_plate  # noqa: E402
@@ -43,12 +44,6 @@ from plateread.video import Watcher  # noqa: E402
 
 GAP_S = 2.0
 SECRET = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dev_clips(data: Path, limit: int | None) -> list[dict]:
@@ -117,62 +112,6 @@ class OnceCamera:
         self.server.server_close()
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.got: list[tuple[dict, float]] = []
-        rec = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                rec.got.append((json.loads(body), time.time()))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Broker:
-    def __init__(self, tmp: Path) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.port = free_port()
-        (tmp / "m.conf").write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc = subprocess.Popen([exe, "-c", str(tmp / "m.conf")], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
-        import paho.mqtt.client as mqtt
-
-        self.got: list[tuple[str, dict, float]] = []
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_connect = lambda c, *a: c.subscribe("plateread/#", qos=1)
-        self.client.on_message = lambda c, u, m: self.got.append((m.topic, json.loads(m.payload), time.time())) \
-            if m.payload.startswith(b"{") else None
-        self.client.connect("127.0.0.1", self.port)
-        self.client.loop_start()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-        self.proc.terminate()
-        self.proc.wait(5)
-
-
-def proc_cpu(pid: int) -> float:
-    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def serve(tmp: Path, cams: dict[str, OnceCamera], engine: str, watch: list[str], hook: str, mqtt_port: int,
           tail_s: float, buffer: int = 1) -> dict:
     """Runs `plateread serve --config` over ``cams`` until every stream was played, plus ``tail_s``."""
@@ -202,11 +141,11 @@ def serve(tmp: Path, cams: dict[str, OnceCamera], engine: str, watch: list[str],
                 raise RuntimeError((db / "server.log").read_text()) from None
         time.sleep(0.2)
     token = re.search(r"^\s{4}([0-9a-f]{40})$", (db / "server.log").read_text(), re.M).group(1)
-    cpu0, t0 = proc_cpu(proc.pid), time.monotonic()
+    cpu0, t0 = process_cpu_s(proc.pid), time.monotonic()
     while any(c.finished is None for c in cams.values()):
         time.sleep(0.2)
     time.sleep(tail_s)
-    wall, cpu = time.monotonic() - t0, proc_cpu(proc.pid) - cpu0
+    wall, cpu = time.monotonic() - t0, process_cpu_s(proc.pid) - cpu0
     health = {c["name"]: c["health"] for c in httpx.get(url + "/api/cameras", timeout=10,
                                                         headers={"Authorization": f"Token {token}"}).json()
               if c["health"]}
@@ -271,7 +210,8 @@ def main() -> int:
             args.keep.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=args.keep))
         streams = {n: stream_frames([args.data / "nl-clips" / c["video"] for c in g]) for n, g in groups.items()}
-        rec, broker = Receiver(), Broker(tmp)
+        rec, broker = WebhookReceiver(), Broker(tmp / "mqtt")
+        sub = Subscriber(broker.port)
         try:
             alone: dict[str, dict] = {}
             if not args.no_alone:                  # (b) each camera's stream alone
@@ -280,8 +220,8 @@ def main() -> int:
                     alone[name] = serve(tmp, {name: cam}, args.engine, listed, rec.url, broker.port, 3.0,
                                         args.buffer)
                     cam.close()
-            rec.got.clear()
-            broker.got.clear()
+            rec.received.clear()
+            sub.messages.clear()
             cams = {n: OnceCamera(f, fps) for n, (f, fps) in streams.items()}
             together = serve(tmp, cams, args.engine, listed, rec.url, broker.port, 3.0, args.buffer)
             sent = {n: c.sent for n, c in cams.items()}
@@ -290,9 +230,11 @@ def main() -> int:
             time.sleep(1.0)
         finally:
             rec.close()
+            sub.close()
             broker.close()
-    hook_lat = [t - _ts(p["last_seen"]) for p, t in rec.got if p.get("type") == "watchlist_hit"]
-    mqtt_lat = [t - _ts(p["last_seen"]) for topic, p, t in broker.got if topic == "plateread/alerts"]
+    hooks = [(d.payload, d.at) for d in rec.received]
+    hook_lat = [t - _ts(p["last_seen"]) for p, t in hooks if p.get("type") == "watchlist_hit"]
+    mqtt_lat = [t - _ts(json.loads(m)["last_seen"]) for _topic, m, _retained, t in sub.on("plateread/alerts")]
     for name in groups:
         h = together["health"].get(name, {})
         tog = sorted(together["events"].get(name, []))
