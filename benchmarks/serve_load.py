@@ -17,7 +17,9 @@ own Reader, decoding and reading the same JPEG bytes) alternating with the serve
 (2 clients per worker), each --duration seconds; alternating keeps a busy machine's drift out of
 the comparison. The cost is the median over rounds of 1 - HTTP rate / in-process rate, and the
 same for CPU time per image (the server process's CPU per answered request, which a busy machine
-disturbs less than throughput). Asserts nothing.
+disturbs less than throughput). Each round also reads in one forked process per worker without
+HTTP: in-process threads share one GIL, which the server's worker processes do not, so that is the
+stricter reference for what HTTP costs. Asserts nothing.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import time
 import urllib.parse
 import uuid
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -88,6 +91,38 @@ def in_process(jpegs: list[bytes], threads: int, duration: float) -> dict[str, f
     cpu_ms = (time.process_time() - cpu0) * 1000.0 / max(1, len(lat))
     return {"threads": threads, "images_per_s": round(len(lat) / (time.perf_counter() - start), 2),
             "cpu_ms_per_image": round(cpu_ms, 1), **percentiles(lat)}
+
+
+def _read_for(jpegs: list[bytes], offset: int, start: float, duration: float, out: Any) -> None:
+    """One in-process reading process: its own Reader, reading from ``start`` (wall clock)."""
+    reader = Reader()
+    reader.read(jpegs[0])                                                 # warm up
+    while time.time() < start:
+        time.sleep(0.001)
+    cpu0, end, n = time.process_time(), time.perf_counter() + duration, 0
+    while time.perf_counter() < end:
+        reader.read(jpegs[(offset + n) % len(jpegs)])
+        n += 1
+    out.put((n, time.process_time() - cpu0))
+
+
+def in_processes(jpegs: list[bytes], processes: int, duration: float) -> dict[str, float]:
+    """Reading in ``processes`` forked processes at once, no HTTP: what the machine reads when
+    the GIL is not shared (the server's workers are processes too)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    start = time.time() + 5.0                                             # after every Reader loaded
+    procs = [ctx.Process(target=_read_for, args=(jpegs, k, start, duration, out)) for k in range(processes)]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=duration + 120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    n, cpu = sum(g[0] for g in got), sum(g[1] for g in got)
+    return {"processes": processes, "images_per_s": round(n / duration, 2),
+            "cpu_ms_per_image": round(cpu * 1000.0 / max(1, n), 1)}
 
 
 def multipart(jpeg: bytes, name: str) -> tuple[bytes, str]:
@@ -272,7 +307,8 @@ def main() -> int:
             for _ in range(args.rounds):
                 local = in_process(jpegs, args.workers, args.duration)
                 remote = load_level(url, token, bodies, 2 * args.workers, args.duration, proc.pid if proc else None)
-                report["rounds"].append({"in_process": local, "http": remote})
+                procs = in_processes(jpegs, args.workers, args.duration)
+                report["rounds"].append({"in_process": local, "http": remote, "in_processes": procs})
                 print(json.dumps(report["rounds"][-1]), flush=True)
         finally:
             if proc is not None:
@@ -297,6 +333,10 @@ def main() -> int:
         print(f"\nSaturation ({2 * args.workers} clients) against in-process reading ({args.workers} threads), "
               f"{len(costs)} alternating rounds: HTTP costs " + ", ".join(f"{100 * c:.1f}%" for c in costs)
               + f" of the throughput (median {report['http_cost_pct']}%).")
+        vs_procs = [1 - r["http"]["requests_per_s"] / r["in_processes"]["images_per_s"] for r in report["rounds"]]
+        report["http_cost_vs_processes_pct"] = round(100.0 * float(np.median(vs_procs)), 1)
+        print(f"Against reading in {args.workers} processes without HTTP (no GIL shared, as the server's workers): "
+              + ", ".join(f"{100 * c:.1f}%" for c in vs_procs) + f" (median {report['http_cost_vs_processes_pct']}%).")
         cpu = [r["http"]["server_cpu_ms_per_request"] / r["in_process"]["cpu_ms_per_image"] - 1
                for r in report["rounds"] if "server_cpu_ms_per_request" in r["http"]]
         if cpu:

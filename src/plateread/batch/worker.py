@@ -13,7 +13,6 @@ import importlib
 import json
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import __version__
+from ..heap import tune_malloc
 from ..imaging import DEFAULT_MAX_BYTES, looks_like_image
 from ..types import ImageResult
 from .inputs import Item, Partition, is_remote, local_path
@@ -75,31 +75,6 @@ class ReaderSpec:
 _READERS: dict[str, Any] = {}
 _BUILD_LOCK = threading.Lock()
 _READ_LOCK = threading.Lock()   # one inference at a time per process, whatever the worker's threads
-
-
-#: glibc malloc settings for the workers: buffers of up to 32 MiB (a decoded 4K photo is 25 MB)
-#: come from the heap, and up to 64 MiB of freed heap is kept rather than handed back at once.
-MMAP_THRESHOLD = 32 * 1024 * 1024
-TRIM_THRESHOLD = 64 * 1024 * 1024
-
-
-def tune_malloc() -> bool:
-    """Undoes, for this process, the ``MALLOC_TRIM_THRESHOLD_=65536`` that Dask's nanny gives its
-    workers: with it glibc maps and unmaps every large buffer, and each photo's arrays cost some
-    3,000 page faults (about 6 ms of system CPU per 1280x720 photo, a fifth of its reading time).
-    A worker reads one photo after another, so keeping the freed memory is the cheaper choice.
-    Returns whether it applied (glibc only)."""
-    import ctypes
-    import ctypes.util
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
-    return bool(mallopt(-3, MMAP_THRESHOLD)) and bool(mallopt(-1, TRIM_THRESHOLD))  # M_MMAP_, M_TRIM_THRESHOLD
 
 
 _TUNED = False  # whether tune_malloc applied in this process

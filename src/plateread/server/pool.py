@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
+from ..heap import tune_malloc
 from ..imaging import ImageError, load_image
 from ..reader import Reader
 from ..store import Store
@@ -226,6 +227,9 @@ class InferencePool:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        # every upload, image and tensor is a large buffer: keep freed ones for the next request
+        # (plateread.heap) here and, inherited, in the worker processes forked below
+        tune_malloc()
         if self.writer is not None:
             self.writer.start()   # first stores what an outage or a crash left in the journal
         if self.processes:
