@@ -131,9 +131,10 @@ class Reader:
         if self.plate_images and looks_like_plate(w, h):
             # a plate-shaped little image is most likely the plate itself (a detector trained on
             # scenes misses a plate that fills its input, or finds one line of a two-line one):
-            # read whole, it wins when it reads at least as surely as anything detected in it
+            # read whole, it wins when it reads more surely than anything detected in it (a tie
+            # goes to the detection, which has a tighter box and the plate's corners)
             whole = self._recognize(bgr, [_whole(bgr)], debug)
-            if whole and whole[0].score >= max([PLATE_IMAGE_MIN_SCORE, *(r.score for r in reads)]):
+            if whole and whole[0].score >= PLATE_IMAGE_MIN_SCORE and all(whole[0].score > r.score for r in reads):
                 return whole
         return reads
 
