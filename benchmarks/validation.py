@@ -344,6 +344,7 @@ def run_plates(args: argparse.Namespace, report: dict) -> str:
     from plateread import Reader
 
     opts = {"threads": args.threads, **({"ocr_model": args.ocr_model} if args.ocr_model else {}),
+            **({"second_model": args.second_ocr_model} if args.second_ocr_model else {}),
             **({"detector_model": args.detector_model} if args.detector_model else {})}
     auto, plain, second = Reader(**opts), Reader(second_look=None, **opts), Reader(**opts)
     sources = ocr_sources(args.data, plain.recognizer.charset, args.limit)
@@ -416,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding the sets (default ../shared/data)")
     ap.add_argument("--detector-model", default=None, help="detector ONNX (default: the shipped one)")
     ap.add_argument("--ocr-model", default=None, help="CRNN ONNX (default: the shipped one)")
+    ap.add_argument("--second-ocr-model", default=None, help="the second look's CRNN ONNX ('none': without; "
+                    "default: the shipped one unless --ocr-model replaces the first)")
     ap.add_argument("--threshold", type=float, default=None, help="detector threshold (default: the model's)")
     ap.add_argument("--no-zoom", action="store_true", help="detector without its zoomed second pass")
     ap.add_argument("--zoom-threshold", type=float, default=None,
