@@ -187,8 +187,7 @@ PLATE_IMAGE_MAX_SIDE = 480
 #: below it, the whole-image read is noise. Chosen on held-out crops and plate-shaped cuts of
 #: held-out photos away from their plates (`python benchmarks/validation.py --parts plates`):
 #: against the rule before it (0.2, and any detection covering 30% of the image vetoed the whole
-#: read) plates read 84.3 -> 85.6%, reads returned for the non-plate cuts 52 -> 37 of 425
-#: (0.3: 84.1%, 22).
+#: read) plates read 84.3 -> 85.6%, reads returned for the non-plate cuts 52 -> 37 of 425.
 PLATE_IMAGE_MIN_SCORE = 0.25
 #: Read score an unsure detection (under the detector's threshold) needs to be kept; chosen with
 #: the detector's verify threshold on held-out train + dev photos (docs/DETECTOR.md).
