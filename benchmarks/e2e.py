@@ -26,9 +26,8 @@ from report import DEFAULT_DATA, REPO, TEST_SETS, stamp, update_section  # noqa:
 
 from plateread import Reader, registry  # noqa: E402
 from plateread.annotate import contact_sheet  # noqa: E402
-from plateread.evaluation.metrics import READ_IOU, ImageOutcome, summarize  # noqa: E402
+from plateread.evaluation.metrics import ImageOutcome, false_reads_of, summarize  # noqa: E402
 from plateread.evaluation.runner import evaluate  # noqa: E402
-from plateread.text import normalize_plate  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,16 +95,12 @@ def main() -> int:
 
 
 def false_reads_by_place(outcomes: list[ImageOutcome]) -> tuple[list, list]:
-    """The false reads (text matching no label) as (outcome, read) pairs: those on a labelled
-    plate's box (misreads) and those away from every labelled plate."""
+    """The false reads as (outcome, read) pairs: those on a labelled plate's box (misreads) and
+    those away from every labelled plate."""
     on_label, elsewhere = [], []
     for o in outcomes:
-        labels = {p.text for p in o.sample.plates if p.text}
-        for r in o.result.results:
-            if normalize_plate(r.plate) in labels:
-                continue
-            near = any(p.box is not None and r.box.iou(p.box) >= READ_IOU for p in o.sample.plates)
-            (on_label if near else elsewhere).append((o, r))
+        for r, on_plate in false_reads_of(o.sample, o.result):
+            (on_label if on_plate else elsewhere).append((o, r))
     return on_label, elsewhere
 
 

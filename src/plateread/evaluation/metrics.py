@@ -117,17 +117,24 @@ def score_plate(label: LabelledPlate, reads: Sequence[PlateRead]) -> PlateOutcom
     return PlateOutcome(text, read, correct, in_top_n, detected)
 
 
+def false_reads_of(sample: Sample, result: ImageResult) -> list[tuple[PlateRead, bool]]:
+    """The returned reads that count as false, each with whether it lies on a labelled plate (a
+    misread) rather than elsewhere (a plate the labels leave out, or a true false alarm). With
+    text labels a read is false when its text matches none; with boxes only, when it overlaps no
+    labelled plate."""
+    labels = {p.text for p in sample.plates if p.text}
+    by_text = bool(labels) or not sample.plates
+    out = []
+    for r in result.results:
+        on_plate = any(p.box is not None and r.box.iou(p.box) >= READ_IOU for p in sample.plates)
+        if (normalize_plate(r.plate) not in labels) if by_text else not on_plate:
+            out.append((r, on_plate))
+    return out
+
+
 def score_image(sample: Sample, result: ImageResult) -> ImageOutcome:
     plates = tuple(score_plate(label, result.results) for label in sample.plates)
-    labels = {p.text for p in sample.plates if p.text}
-    if labels or not sample.plates:
-        false_reads = sum(1 for r in result.results if normalize_plate(r.plate) not in labels)
-    else:  # boxes without text: a read is false only when it overlaps no labelled plate
-        false_reads = sum(
-            1 for r in result.results
-            if not any(p.box is not None and r.box.iou(p.box) >= READ_IOU for p in sample.plates)
-        )
-    return ImageOutcome(sample, result, plates, false_reads)
+    return ImageOutcome(sample, result, plates, len(false_reads_of(sample, result)))
 
 
 def summarize(outcomes: Iterable[ImageOutcome]) -> EvalMetrics:
