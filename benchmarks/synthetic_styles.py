@@ -21,7 +21,6 @@ from collections import Counter
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import DEFAULT_DATA, stamp  # noqa: E402

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from .. import __version__
+from ..formats import format_classifier
 from ..types import ImageResult, PlateRead
 from .pool import ReadOptions
 
@@ -146,19 +147,13 @@ def format_time(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _classifier() -> Any:
-    from ..formats import format_classifier
-
-    return format_classifier()
-
-
 def region_of(read: PlateRead) -> dict[str, Any]:
     """``{"code", "score"}`` always: the engine's region when it fitted formats, else the region
     whose layouts the text fits (classification only, the text is not changed), else code ""."""
     if read.region:
         return {"code": read.region.lower(), "score": round(float(read.region_score or 0.0), 3)}
     try:
-        code, _layout, score = _classifier().classify(read.plate)
+        code, _layout, score = format_classifier().classify(read.plate)
     except Exception:  # a text with characters outside the charset fits nothing
         code, score = None, 0.0
     return {"code": (code or "").lower(), "score": round(float(score), 3) if code else 0.0}
