@@ -4,9 +4,9 @@ With glibc's defaults a large buffer (a decoded photo, the detector's input tens
 mapped fresh for every image and unmapped after it: thousands of page faults per image, a few
 milliseconds of system CPU each time. Measured twice: Dask's nanny sets
 ``MALLOC_TRIM_THRESHOLD_=65536`` for its workers (about 3,000 faults and 6 ms per 1280x720
-photo), and the server's forked inference workers mapped some 2,000 pages per request (2 ms of
-system CPU, and 10% of the server's throughput). Keeping freed memory for the next image is the
-cheaper choice for such a process.
+photo), and the server's forked inference workers mapped some 2,000 pages per request (about 2 ms
+of system CPU; counted ad hoc from /proc during `benchmarks/serve_load.py`, the script not kept).
+Keeping freed memory for the next image is the cheaper choice for such a process.
 """
 from __future__ import annotations
 
