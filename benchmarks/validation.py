@@ -391,6 +391,61 @@ def run_plates(args: argparse.Namespace, report: dict) -> str:
     return head + "\n".join(lines) + tail
 
 
+#: Read-score bounds for counting reads away from every labelled plate: a false alarm read at a
+#: high score is what raises a false watchlist hit, so those are counted apart.
+FALSE_READ_BOUNDS = (0.0, 0.5, 0.9)
+
+
+def run_reads(args: argparse.Namespace, report: dict, sheets: Path | None) -> str:
+    """The whole reader on the detector's validation photos: reads that lie on no labelled plate
+    (IoU < 0.3 with each), counted by read score. On fully labelled sources these are false alarms
+    (or a rare missed label); on partly labelled ones they include real unlabelled plates."""
+    from plateread import Box, Reader
+
+    opts = {"threads": args.threads, **({"ocr_model": args.ocr_model} if args.ocr_model else {}),
+            **({"second_model": args.second_ocr_model} if args.second_ocr_model else {}),
+            **({"detector_model": args.detector_model} if args.detector_model else {})}
+    reader = Reader(**opts)
+    sources = detector_sources(args.data, args.limit)
+    rows, tiles, listed = {}, [], []
+    for name, (photos, partial) in sources.items():
+        counts = [0] * len(FALSE_READ_BOUNDS)
+        for p in photos:
+            labels = [Box(*(int(round(v)) for v in b)) for b in np.asarray(p.boxes).reshape(-1, 4)]
+            for r in reader.read(p.image).results:
+                if any(r.box.iou(b) >= 0.3 for b in labels):
+                    continue
+                for i, bound in enumerate(FALSE_READ_BOUNDS):
+                    counts[i] += r.score >= bound
+                listed.append({"source": name, "photo": p.key, "plate": r.plate, "score": round(r.score, 3),
+                               "box": [r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax]})
+                if sheets and r.score >= 0.5:
+                    gts = np.asarray(p.boxes, np.float32).reshape(-1, 4)
+                    box = np.array([r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax], np.float32)
+                    tiles.append((failure_tile(p.image, box, gts, box[None]),
+                                  f"{name} {p.key.split('/', 1)[-1]}"[:30], f"{r.plate} {r.score:.2f}"))
+        rows[name] = {"photos": len(photos), "partial": partial,
+                      **{f"reads_ge_{b}": c for b, c in zip(FALSE_READ_BOUNDS, counts)}}
+    full = [r for r in rows.values() if not r["partial"]]
+    rows["all, fully labelled"] = {"photos": sum(r["photos"] for r in full), "partial": False,
+                                   **{f"reads_ge_{b}": sum(r[f"reads_ge_{b}"] for r in full)
+                                      for b in FALSE_READ_BOUNDS}}
+    report["reads_elsewhere"] = {"sources": rows, "reads": listed}
+    if sheets and tiles:
+        write_sheet(sheets / "validation_false_reads.png", tiles[:SHEET_TILES], (240, 150))
+    lines = ["| source | labels | photos | " + " | ".join(f"reads >= {b} / photo" for b in FALSE_READ_BOUNDS) + " |",
+             "|---|---|---:|" + "---:|" * len(FALSE_READ_BOUNDS)]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {'partial' if r['partial'] else 'full'} | {r['photos']} | "
+                     + " | ".join(f"{r[f'reads_ge_{b}'] / max(1, r['photos']):.3f} ({r[f'reads_ge_{b}']})"
+                                  for b in FALSE_READ_BOUNDS) + " |")
+    head = ("### Reads away from the labelled plates\n\nThe whole `Reader` (detector, OCR, second look) on the "
+            "detector's validation photos; a read counts here when it overlaps no labelled plate (IoU < 0.3). "
+            "On fully labelled sources these are false alarms; on partly labelled ones they include real plates "
+            "the labels leave out. Read at a high score, a false alarm becomes a false watchlist hit.\n\n")
+    return head + "\n".join(lines)
+
+
 def non_plate_cuts(data: str | Path, per_source: int) -> list[np.ndarray]:
     """Plate-sized, plate-shaped cuts of validation photos away from their labelled plates
     (seeded): what the plate-image path must not read as plates."""
@@ -425,8 +480,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="score a zoom-window detection needs (default: the threshold + 0.1)")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime and OpenCV threads")
     ap.add_argument("--limit", type=int, default=None, help="at most N photos / crops per source (quick check)")
-    ap.add_argument("--parts", nargs="+", choices=("detector", "ocr", "plates"),
-                    default=["detector", "ocr", "plates"])
+    ap.add_argument("--parts", nargs="+", choices=("detector", "ocr", "plates", "reads"),
+                    default=["detector", "ocr", "plates", "reads"])
     ap.add_argument("--sheets", nargs="?", const=str(REPO / "docs" / "images"), default=None, metavar="DIR",
                     help="write failure contact sheets by cause here (bare flag: docs/images)")
     ap.add_argument("--json", metavar="FILE", help="also write all figures (and every error) as JSON")
@@ -451,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
             out.append(text)
         if "plates" in args.parts:
             out.append(run_plates(args, report))
+        if "reads" in args.parts:
+            out.append(run_reads(args, report, sheets))
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -460,6 +460,10 @@ class SampleGenerator:
         elif u < 0.18:  # IR night camera: gray, high contrast, bright retro-reflective plates
             g = img.mean(2, keepdims=True)
             img[:] = np.clip((g - g.mean()) * r.uniform(1.3, 2.2) + g.mean() * r.uniform(0.5, 1.0), 0, 255)
+        elif u < 0.28:  # plates come in every colour: yellow, blue, green, red backgrounds
+            img = img[:, :, r.sample(range(3), 3)]
+        if r.random() < 0.05:  # light-on-dark plates (black Malaysian, old Dutch, taxi) from dark-on-light ones
+            img = 255 - img
         img = img * np.array([r.uniform(0.75, 1.25) for _ in range(3)], np.float32)  # colour cast
         img = img * r.uniform(0.55, 1.4) + r.uniform(-35, 35)
         img = np.clip(img, 0, 255)
