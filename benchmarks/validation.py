@@ -396,54 +396,68 @@ def run_plates(args: argparse.Namespace, report: dict) -> str:
 FALSE_READ_BOUNDS = (0.0, 0.5, 0.9)
 
 
+def reads_elsewhere(reader: Any, photos: Sequence[Any], source: str = "",
+                    tiles: list[tuple[np.ndarray, str, str]] | None = None) -> tuple[list[int], list[dict[str, Any]]]:
+    """Runs ``reader.read`` on each photo (``.image``, ``.boxes`` N×4 x0 y0 x1 y1, ``.key``) and
+    keeps the reads that overlap no labelled box (IoU < 0.3): their count at each of
+    ``FALSE_READ_BOUNDS`` and a list of them; with ``tiles``, a picture of each read at >= 0.5."""
+    from plateread import Box
+
+    counts, listed = [0] * len(FALSE_READ_BOUNDS), []
+    for p in photos:
+        gts = np.asarray(p.boxes, np.float32).reshape(-1, 4)
+        labels = [Box(*(int(round(float(v))) for v in b)) for b in gts]
+        for r in reader.read(p.image).results:
+            if any(r.box.iou(b) >= 0.3 for b in labels):
+                continue
+            for i, bound in enumerate(FALSE_READ_BOUNDS):
+                counts[i] += r.score >= bound
+            listed.append({"source": source, "photo": p.key, "plate": r.plate, "score": round(float(r.score), 3),
+                           "box": [r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax]})
+            if tiles is not None and r.score >= 0.5:
+                box = np.array([r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax], np.float32)
+                tiles.append((failure_tile(p.image, box, gts, box[None]),
+                              f"{source} {p.key.split('/', 1)[-1]}"[:30], f"{r.plate} {r.score:.2f}"))
+    return counts, listed
+
+
+def reads_table(rows: dict[str, dict[str, Any]]) -> str:
+    lines = ["| source | labels | photos | " + " | ".join(f"reads >= {b} / photo" for b in FALSE_READ_BOUNDS) + " |",
+             "|---|---|---:|" + "---:|" * len(FALSE_READ_BOUNDS)]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {'partial' if r['partial'] else 'full'} | {r['photos']} | "
+                     + " | ".join(f"{c / max(1, r['photos']):.3f} ({c})" for c in r["counts"]) + " |")
+    return "\n".join(lines)
+
+
 def run_reads(args: argparse.Namespace, report: dict, sheets: Path | None) -> str:
-    """The whole reader on the detector's validation photos: reads that lie on no labelled plate
-    (IoU < 0.3 with each), counted by read score. On fully labelled sources these are false alarms
-    (or a rare missed label); on partly labelled ones they include real unlabelled plates."""
-    from plateread import Box, Reader
+    """The whole reader on the detector's validation photos: reads that lie on no labelled plate,
+    counted by read score. On fully labelled sources these are false alarms (or a rare missed
+    label); on partly labelled ones they include real unlabelled plates."""
+    from plateread import Reader
 
     opts = {"threads": args.threads, **({"ocr_model": args.ocr_model} if args.ocr_model else {}),
             **({"second_model": args.second_ocr_model} if args.second_ocr_model else {}),
             **({"detector_model": args.detector_model} if args.detector_model else {})}
     reader = Reader(**opts)
-    sources = detector_sources(args.data, args.limit)
-    rows, tiles, listed = {}, [], []
-    for name, (photos, partial) in sources.items():
-        counts = [0] * len(FALSE_READ_BOUNDS)
-        for p in photos:
-            labels = [Box(*(int(round(v)) for v in b)) for b in np.asarray(p.boxes).reshape(-1, 4)]
-            for r in reader.read(p.image).results:
-                if any(r.box.iou(b) >= 0.3 for b in labels):
-                    continue
-                for i, bound in enumerate(FALSE_READ_BOUNDS):
-                    counts[i] += r.score >= bound
-                listed.append({"source": name, "photo": p.key, "plate": r.plate, "score": round(r.score, 3),
-                               "box": [r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax]})
-                if sheets and r.score >= 0.5:
-                    gts = np.asarray(p.boxes, np.float32).reshape(-1, 4)
-                    box = np.array([r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax], np.float32)
-                    tiles.append((failure_tile(p.image, box, gts, box[None]),
-                                  f"{name} {p.key.split('/', 1)[-1]}"[:30], f"{r.plate} {r.score:.2f}"))
-        rows[name] = {"photos": len(photos), "partial": partial,
-                      **{f"reads_ge_{b}": c for b, c in zip(FALSE_READ_BOUNDS, counts)}}
+    rows: dict[str, dict[str, Any]] = {}
+    tiles: list = []
+    listed: list = []
+    for name, (photos, partial) in detector_sources(args.data, args.limit).items():
+        counts, found = reads_elsewhere(reader, photos, name, tiles if sheets else None)
+        rows[name] = {"photos": len(photos), "partial": partial, "counts": counts}
+        listed += found
     full = [r for r in rows.values() if not r["partial"]]
     rows["all, fully labelled"] = {"photos": sum(r["photos"] for r in full), "partial": False,
-                                   **{f"reads_ge_{b}": sum(r[f"reads_ge_{b}"] for r in full)
-                                      for b in FALSE_READ_BOUNDS}}
-    report["reads_elsewhere"] = {"sources": rows, "reads": listed}
+                                   "counts": [sum(c) for c in zip(*(r["counts"] for r in full))]}
+    report["reads_elsewhere"] = {"bounds": list(FALSE_READ_BOUNDS), "sources": rows, "reads": listed}
     if sheets and tiles:
         write_sheet(sheets / "validation_false_reads.png", tiles[:SHEET_TILES], (240, 150))
-    lines = ["| source | labels | photos | " + " | ".join(f"reads >= {b} / photo" for b in FALSE_READ_BOUNDS) + " |",
-             "|---|---|---:|" + "---:|" * len(FALSE_READ_BOUNDS)]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {'partial' if r['partial'] else 'full'} | {r['photos']} | "
-                     + " | ".join(f"{r[f'reads_ge_{b}'] / max(1, r['photos']):.3f} ({r[f'reads_ge_{b}']})"
-                                  for b in FALSE_READ_BOUNDS) + " |")
     head = ("### Reads away from the labelled plates\n\nThe whole `Reader` (detector, OCR, second look) on the "
             "detector's validation photos; a read counts here when it overlaps no labelled plate (IoU < 0.3). "
             "On fully labelled sources these are false alarms; on partly labelled ones they include real plates "
             "the labels leave out. Read at a high score, a false alarm becomes a false watchlist hit.\n\n")
-    return head + "\n".join(lines)
+    return head + reads_table(rows)
 
 
 def non_plate_cuts(data: str | Path, per_source: int) -> list[np.ndarray]:

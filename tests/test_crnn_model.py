@@ -88,3 +88,19 @@ def test_torch_onnx_parity(tmp_path: Path) -> None:
     with torch.no_grad():
         ref = model(x).exp().numpy()
     assert np.abs(got - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("value", [None, "", "none", " OFF ", "None"])
+def test_off_values_switch_off_the_second_model_and_formats(value):
+    from plateread.engines.crnn.recognizer import CrnnRecognizer
+    from plateread.registry import is_off
+
+    assert is_off(value)
+    rec = CrnnRecognizer(second_model=value, region=value)
+    assert rec.second is None and rec.region_decoder is None
+
+
+def test_a_path_or_region_is_not_off():
+    from plateread.registry import is_off
+
+    assert not is_off("models/ocr.onnx") and not is_off(["eu"]) and not is_off("auto")

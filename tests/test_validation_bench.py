@@ -80,3 +80,26 @@ def test_quick_run_on_real_crops(tmp_path, capsys):
     assert "| uc3m-lp-crops | 2 |" in text and "| all |" in text
     rows = json.loads(out.read_text())["ocr"]["sources"]
     assert rows["br-crops"]["n"] == 2 and 0 <= rows["all"]["exact"] <= 1
+
+
+def test_reads_elsewhere_counts_reads_off_every_label_by_score():
+    from plateread.types import Box, PlateRead
+
+    def read(plate: str, score: float, box: tuple[int, int, int, int]) -> PlateRead:
+        return PlateRead(plate=plate, score=score, box=Box(*box), detection_score=0.9)
+
+    answers = {"s/a.jpg": [read("AB123", 0.95, (100, 60, 220, 100)),    # on the label: not counted
+                           read("CAM01", 0.3, (0, 0, 80, 20)),           # a caption, unsure
+                           read("CITROEN", 0.92, (300, 150, 380, 170))],  # a badge, confident
+               "s/b.jpg": [read("X1", 0.6, (0, 150, 30, 170))]}          # IoU 1 with b's label
+    photos = [SimpleNamespace(key=k, image=np.zeros((200, 400, 3), np.uint8),
+                              boxes=np.array([[100, 60, 220, 100]] if k.endswith("a.jpg") else [[0, 150, 30, 170]],
+                                             np.float32)) for k in answers]
+    images = {id(p.image): p.key for p in photos}
+    reader = SimpleNamespace(read=lambda image: SimpleNamespace(results=answers[images[id(image)]]))
+    tiles: list = []
+    counts, listed = v.reads_elsewhere(reader, photos, "s", tiles)
+    assert counts == [2, 1, 1]  # bounds 0, 0.5, 0.9
+    assert [r["plate"] for r in listed] == ["CAM01", "CITROEN"] and len(tiles) == 1
+    table = v.reads_table({"s": {"photos": 2, "partial": False, "counts": counts}})
+    assert "| s | full | 2 | 1.000 (2) | 0.500 (1) | 0.500 (1) |" in table

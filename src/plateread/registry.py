@@ -13,6 +13,12 @@ from typing import Any, Callable
 from .protocols import Detector, Recognizer
 
 
+def is_off(value: object) -> bool:
+    """Whether an option's value switches its part off: ``None`` or "", "none", "off" (any case),
+    as the CLI, the API and the service config all spell it."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off"))
+
+
 class EngineError(ValueError):
     """An engine, detector or recognizer name or option that does not exist or cannot load."""
 

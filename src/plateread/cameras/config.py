@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from ..alerts.mqtt import MqttTarget
 from ..alerts.webhook import WebhookTarget
+from ..registry import is_off
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -229,7 +230,7 @@ def _store(t: _Table, base: Path) -> dict[str, Any]:
 def _engine(t: _Table, base: Path) -> dict[str, Any]:
     out = {dest: v for key, (dest, kind) in ENGINE_KEYS.items() if (v := t.get(key, kind)) is not None}
     for key in ("detector_model", "ocr_model", "second_ocr_model"):
-        if key in out and not (key == "second_ocr_model" and out[key].strip().lower() in ("", "none", "off")):
+        if key in out and not (key == "second_ocr_model" and is_off(out[key])):
             out[key] = _path(base, out[key])
     t.done()
     return out

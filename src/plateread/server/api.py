@@ -250,10 +250,12 @@ async def plate_reader(request: Request) -> JSONResponse:
         state.feed.notify()
     state.metrics.plates.inc(len(outcome.result.results))
     calls = await count_call(state, who)
+    if outcome.answer is None:  # a 201 outcome of a job with answer=True always carries them
+        raise HTTPException(500, "the worker answered without results")
     body = compat.snapshot_response(
-        outcome.result, filename=name, camera_id=camera, timestamp=stamp or utcnow(), calls=calls,
-        max_calls=UNLIMITED_CALLS, mmc=mmc, read_ids=outcome.read_ids, store_error=outcome.store_error,
-        engine=state.engine, spooled=outcome.spooled, results=outcome.answer)
+        outcome.result, outcome.answer, filename=name, camera_id=camera, timestamp=stamp or utcnow(),
+        calls=calls, max_calls=UNLIMITED_CALLS, read_ids=outcome.read_ids, store_error=outcome.store_error,
+        engine=state.engine, spooled=outcome.spooled)
     return JSONResponse(body, status_code=201)
 
 

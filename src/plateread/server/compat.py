@@ -185,14 +185,15 @@ def plate_result(read: PlateRead, mmc: bool = False) -> dict[str, Any]:
     return out
 
 
-def snapshot_response(result: ImageResult, *, filename: str, camera_id: str | None, timestamp: dt.datetime,
-                      calls: int, max_calls: int, mmc: bool = False, read_ids: list[int] | None = None,
-                      store_error: str | None = None, engine: str = "", spooled: bool = False,
-                      results: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The Snapshot API's answer; ``results`` when the worker already built them from ``result``."""
+def snapshot_response(result: ImageResult, results: list[dict[str, Any]], *, filename: str,
+                      camera_id: str | None, timestamp: dt.datetime, calls: int, max_calls: int,
+                      read_ids: list[int] | None = None, store_error: str | None = None, engine: str = "",
+                      spooled: bool = False) -> dict[str, Any]:
+    """The Snapshot API's answer around ``results``, which the worker built from ``result``'s reads
+    with ``plate_result`` (off the event loop)."""
     return {
         "processing_time": round(float(result.processing_time), 3),
-        "results": results if results is not None else [plate_result(r, mmc) for r in result.results],
+        "results": results,
         "filename": filename,
         "version": API_VERSION,
         "camera_id": camera_id,

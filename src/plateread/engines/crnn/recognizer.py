@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ...debug import DebugSink
+from ...registry import is_off
 from ...types import Candidate, Recognition
 from ...formats import RegionDecoder
 from .calibration import Calibration
@@ -85,12 +86,12 @@ class CrnnRecognizer:
         self.beam_width, self.top_n, self.batch_size = beam_width, top_n, max(1, batch_size)
         # Plate formats settle look-alikes (Z/7, O/0...) from the frame probabilities; "none"
         # keeps the plain reading (still tagged with the region it happens to fit).
-        if isinstance(region, str) and region.strip().lower() in ("", "none", "off"):
+        if is_off(region):
             region = None
         self.region_decoder = RegionDecoder(region, top_n=top_n) if region is not None else None
         if second_model == "auto":
             second_model = str(DEFAULT_SECOND_MODEL) if not ocr_model and DEFAULT_SECOND_MODEL.is_file() else None
-        if isinstance(second_model, str) and second_model.strip().lower() in ("", "none", "off"):
+        if is_off(second_model):
             second_model = None
         self.second: CrnnRecognizer | None = (
             CrnnRecognizer(ocr_model=second_model, beam_width=beam_width, top_n=top_n, batch_size=batch_size,
