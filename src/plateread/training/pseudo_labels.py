@@ -1,9 +1,14 @@
 """Semi-supervised OCR labels for boxed plates without text (open-lpr, ...): the model's own
-reads, kept only where two different crops agree, both are confident and the text fits a known
-plate format.
+reads, kept only where two different crops agree, all reads are confident and (unless
+``--any-format``) the text fits a known plate format. With ``--second-ocr-model`` a second model
+must read both crops the same way too, which lets a lower score bound and plates of countries
+without a known format through at the same measured precision.
 
     python -m plateread.training.pseudo_labels --data ../shared/data --sets open-lpr \\
         --out runs/pseudo --ocr-model src/plateread/models/ocr.onnx
+    python -m plateread.training.pseudo_labels --data ../shared/data \\
+        --sets open-lpr,ro-dashcam,openimages-plates --out runs/pseudo2 \\
+        --second-ocr-model runs/ocr4/ocr.onnx --min-score 0.5 --any-format
 
 Writes ``OUT/<set>/index.jsonl`` (absolute image paths, the labelled box, the agreed text) for
 ``train_ocr --extra OUT/<set>``. Before that it measures the rule where the truth is known: on
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -31,20 +37,23 @@ from .data import RealItem, load_real, split_real
 CUTS = ((0.06, 0.10), (0.18, 0.30))
 
 
-def agreed(rec: CrnnRecognizer, tagger: RegionDecoder, crops: list[np.ndarray], min_score: float) -> str | None:
-    reads = rec.recognize(crops)
+def agreed(recs: Sequence[CrnnRecognizer], tagger: RegionDecoder | None, crops: list[np.ndarray],
+           min_score: float) -> str | None:
+    """The text every model reads on every crop, each read scoring at least ``min_score`` (and
+    fitting a plate format unless ``tagger`` is None); else None."""
+    reads = [r for rec in recs for r in rec.recognize(crops)]
     texts = {r.text for r in reads}
     if len(texts) != 1 or not reads[0].text or min(r.score for r in reads) < min_score:
         return None
     text = reads[0].text
-    return text if tagger.classify(text)[0] is not None else None
+    return text if tagger is None or tagger.classify(text)[0] is not None else None
 
 
 def _cuts(image: np.ndarray, box: Box) -> list[np.ndarray]:
     return [crop_padded(image, box, px, py) for px, py in CUTS]
 
 
-def _held_out_check(rec: CrnnRecognizer, tagger: RegionDecoder, items: list[RealItem], min_score: float) -> str:
+def _held_out_check(recs: Sequence[CrnnRecognizer], tagger: RegionDecoder | None, items: list[RealItem], min_score: float) -> str:
     accepted = right = 0
     for it in items:
         if it.box is not None:
@@ -53,7 +62,7 @@ def _held_out_check(rec: CrnnRecognizer, tagger: RegionDecoder, items: list[Real
         else:  # a crop: the crop itself, and the crop with a little cut off each side
             h, w = it.image.shape[:2]
             crops = [it.image, crop_padded(it.image, Box(w // 20, h // 12, w - w // 20, h - h // 12), 0, 0)]
-        text = agreed(rec, tagger, crops, min_score)
+        text = agreed(recs, tagger, crops, min_score)
         if text is not None:
             accepted += 1
             right += text == it.text
@@ -68,12 +77,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sets", default="open-lpr", help="comma-separated boxed sets without text")
     ap.add_argument("--out", default="runs/pseudo")
     ap.add_argument("--ocr-model", default=None)
+    ap.add_argument("--second-ocr-model", default=None, help="a second model that must agree too")
     ap.add_argument("--min-score", type=float, default=0.8)
+    ap.add_argument("--any-format", action="store_true",
+                    help="keep texts that fit no known plate format (countries the formats lack)")
     a = ap.parse_args(argv)
-    rec = CrnnRecognizer(ocr_model=a.ocr_model, region="none")
-    tagger = RegionDecoder(None)
-    held = [it for it in split_real(load_real(a.data, rec.charset))[1] if "?" not in it.text]
-    print(_held_out_check(rec, tagger, held, a.min_score))
+    models = [a.ocr_model] + ([a.second_ocr_model] if a.second_ocr_model else [])
+    recs = [CrnnRecognizer(ocr_model=m, region="none", second_model=None) for m in models]
+    tagger = None if a.any_format else RegionDecoder(None)
+    held = [it for it in split_real(load_real(a.data, recs[0].charset))[1] if "?" not in it.text]
+    print(_held_out_check(recs, tagger, held, a.min_score))
     for name in a.sets.split(","):
         set_dir = Path(a.data) / name
         rows, plates, kept = [], 0, 0
@@ -87,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             labelled = []
             for b in boxes:
                 plates += 1
-                text = agreed(rec, tagger, _cuts(img, b), a.min_score)
+                text = agreed(recs, tagger, _cuts(img, b), a.min_score)
                 if text is not None:
                     labelled.append({"text": text, "box": [b.xmin, b.ymin, b.width, b.height]})
             kept += len(labelled)
