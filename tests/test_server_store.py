@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect
 
-from plateread.store import Store, StoreError
+from plateread.store import StoreError
 from plateread.store.db import alembic_config
 from plateread.store.tokens import hash_secret, next_period_start, period_of
 from plateread.types import Box, Candidate, ImageResult, PlateRead

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from plateread import Reader
 from plateread.cli.main import main

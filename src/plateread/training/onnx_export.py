@@ -42,11 +42,15 @@ def export_checked(model: nn.Module, example: torch.Tensor, check: torch.Tensor,
 
 
 def write_card(out: Path, meta: dict[str, Any], ck: dict[str, Any], params: int, diff: float) -> dict[str, Any]:
-    """Adds the training facts every model card carries and writes ``out`` with suffix .json."""
+    """Adds the training facts every model card carries (this run's, and the chain of runs behind
+    it with their totals) and writes ``out`` with suffix .json."""
+    from .lineage import lineage, totals
+
+    runs = lineage(ck)
     meta = {
         **meta,
         "params": params, "step": ck["step"], "train_minutes": round(ck["elapsed"] / 60, 1),
-        "training_command": ck.get("command", ""),
+        "training_command": ck.get("command", ""), **totals(runs), "lineage": runs,
         "exported": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "onnx_torch_max_abs_diff": diff,
     }
