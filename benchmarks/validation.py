@@ -4,6 +4,7 @@
     python benchmarks/validation.py --detector-model det.onnx --ocr-model ocr.onnx --json out/val.json
     python benchmarks/validation.py --threads 1 --sheets          # + failure sheets in docs/images/
     python benchmarks/validation.py --limit 5                     # quick check: 5 per source
+    python benchmarks/validation.py --parts reads e2e --ocr-model A.onnx --second-ocr-model B.onnx
     python benchmarks/record.py validation "Validation per source" -- python benchmarks/validation.py --threads 1
 
 Never touches a test split. Detector: open-lpr ``dev`` photos and the hash hold-out (10%, by
@@ -17,7 +18,9 @@ greyed-out characters and are scored on the visible positions only (same length,
 position equal). Per source: exact and top-N accuracy, AUROC of the read score (right vs wrong
 reads) and the share of reads scored > 0.9 that are wrong. Errors are classified by cause
 (stray / confusion / length / other; detector: missed) and, with ``--sheets``, drawn as contact
-sheets. Prints figures; asserts nothing.
+sheets. ``reads``: the whole reader on the detector's photos, reads away from every labelled plate
+counted by read score (confident false alarms). ``e2e``: the whole reader on photos whose plates are
+in the OCR's text hold-out, read right by plate width. Prints figures; asserts nothing.
 """
 from __future__ import annotations
 
@@ -338,14 +341,19 @@ def run_ocr(args: argparse.Namespace, report: dict, sheets: Path | None) -> tupl
     return head + ocr_table(rows), errors
 
 
+def reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``Reader`` keyword arguments for the models named on the command line."""
+    return {"threads": args.threads, **({"ocr_model": args.ocr_model} if args.ocr_model else {}),
+            **({"second_model": args.second_ocr_model} if args.second_ocr_model else {}),
+            **({"detector_model": args.detector_model} if args.detector_model else {})}
+
+
 def run_plates(args: argparse.Namespace, report: dict) -> str:
     """The same held-out crops as whole images through the Reader: the automatic plate-image
     path (``read``), the explicit one (``read_plate``) and the second look on top of it."""
     from plateread import Reader
 
-    opts = {"threads": args.threads, **({"ocr_model": args.ocr_model} if args.ocr_model else {}),
-            **({"second_model": args.second_ocr_model} if args.second_ocr_model else {}),
-            **({"detector_model": args.detector_model} if args.detector_model else {})}
+    opts = reader_options(args)
     auto, plain, second = Reader(**opts), Reader(second_look=None, **opts), Reader(**opts)
     sources = ocr_sources(args.data, plain.recognizer.charset, args.limit)
     lines = ["| source | n | read (auto: a plate image is read whole) | read_plate | read_plate + second look "
@@ -436,10 +444,7 @@ def run_reads(args: argparse.Namespace, report: dict, sheets: Path | None) -> st
     label); on partly labelled ones they include real unlabelled plates."""
     from plateread import Reader
 
-    opts = {"threads": args.threads, **({"ocr_model": args.ocr_model} if args.ocr_model else {}),
-            **({"second_model": args.second_ocr_model} if args.second_ocr_model else {}),
-            **({"detector_model": args.detector_model} if args.detector_model else {})}
-    reader = Reader(**opts)
+    reader = Reader(**reader_options(args))
     rows: dict[str, dict[str, Any]] = {}
     tiles: list = []
     listed: list = []
@@ -458,6 +463,94 @@ def run_reads(args: argparse.Namespace, report: dict, sheets: Path | None) -> st
             "On fully labelled sources these are false alarms; on partly labelled ones they include real plates "
             "the labels leave out. Read at a high score, a false alarm becomes a false watchlist hit.\n\n")
     return head + reads_table(rows)
+
+
+# ---- end to end on photos whose plates the OCR never trained on --------------------------------
+def e2e_sources(data: str | Path, limit: int | None = None) -> dict[str, list[tuple[np.ndarray, list[tuple[Any, str]]]]]:
+    """{source: [(photo, [(labelled Box, text)])]}: train photos with text-labelled plates in the
+    OCR's hash hold-out (openalpr-us/br), and uc3m-lp street photos with their plates' texts taken
+    from uc3m-lp-crops (crop to box by aspect; ``?`` kept) where the text is held out. Only those
+    plates are scored; a photo's other plates (the OCR trained on them) are ignored. The detector
+    trained on most of these photos, so this compares OCR candidates (and the reader's crops), not
+    detectors."""
+    import itertools
+    import json
+
+    from plateread.evaluation.dataset import load_index
+    from plateread.training.data import is_holdout
+    from plateread.types import Box
+
+    root = Path(data)
+    out: dict[str, list] = {}
+    for name in ("openalpr-us", "openalpr-br"):
+        if not (root / name / "index.jsonl").is_file():
+            continue
+        for smp in load_index(root / name, "train"):
+            plates = [(p.box, p.text) for p in smp.plates if p.text and p.box is not None and is_holdout(p.text)]
+            if plates and (not limit or len(out.get(name, [])) < limit):
+                out.setdefault(name, []).append((cv2.imread(str(smp.path), cv2.IMREAD_COLOR), plates))
+    crops_index, photos_index = root / "uc3m-lp-crops" / "index.jsonl", root / "uc3m-lp" / "index.jsonl"
+    if crops_index.is_file() and photos_index.is_file():
+        by_photo: dict[str, list[dict]] = {}
+        for line in crops_index.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            by_photo.setdefault(row["photo"], []).append(row)
+        for line in photos_index.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            crops = by_photo.get(Path(row["image"]).stem, [])
+            boxes = [p["box"] for p in row["plates"]]
+            if not crops or len(crops) != len(boxes) or not any(is_holdout(c["plates"][0]["text"]) for c in crops):
+                continue
+            aspect = lambda c, b: abs(c["height"] / c["width"] - b[3] / b[2])  # noqa: E731
+            perm = min(itertools.permutations(range(len(boxes))),
+                       key=lambda pm: sum(aspect(c, boxes[j]) for c, j in zip(crops, pm)))
+            plates = [(Box.from_xywh(*boxes[j]), c["plates"][0]["text"]) for c, j in zip(crops, perm)
+                      if is_holdout(c["plates"][0]["text"]) and aspect(c, boxes[j]) < 0.05]
+            if plates and (not limit or len(out.get("uc3m-lp", [])) < limit):
+                out.setdefault("uc3m-lp", []).append((cv2.imread(str(root / "uc3m-lp" / row["image"])), plates))
+    return out
+
+
+def score_e2e(reader: Any, photos: Sequence[tuple[np.ndarray, list[tuple[Any, str]]]]) -> dict[str, Any]:
+    """Per labelled plate: read right by a result overlapping it (IoU >= 0.3; ``?`` matches any
+    character), its text among that result's candidates, boxed at IoU >= 0.5; reads right also
+    by plate width (street photos hold plates too small for any reader)."""
+    c: dict[str, Any] = {"plates": 0, "right": 0, "top_n": 0, "found": 0,
+                         "by_width": {b[2]: [0, 0] for b in WIDTH_BINS}}
+    for image, plates in photos:
+        reads = reader.read(image).results
+        for box, text in plates:
+            near = [r for r in reads if r.box.iou(box) >= 0.3]
+            right = any(matches(r.plate, text) for r in near)
+            c["plates"] += 1
+            c["right"] += right
+            c["top_n"] += right or any(matches(k.plate, text) for r in near for k in r.candidates)
+            c["found"] += any(r.box.iou(box) >= 0.5 for r in reads)
+            c["by_width"][width_bin(box.width)][0] += right
+            c["by_width"][width_bin(box.width)][1] += 1
+    return c
+
+
+def run_e2e(args: argparse.Namespace, report: dict) -> str:
+    from plateread import Reader
+
+    reader = Reader(**reader_options(args))
+    rows = {name: score_e2e(reader, photos) for name, photos in e2e_sources(args.data, args.limit).items()}
+    rows["all"] = {k: sum(r[k] for r in rows.values()) for k in ("plates", "right", "top_n", "found")}
+    rows["all"]["by_width"] = {b[2]: [sum(r["by_width"][b[2]][i] for n, r in rows.items() if n != "all")
+                                      for i in (0, 1)] for b in WIDTH_BINS}
+    report["e2e"] = rows
+    lines = ["| source | plates | read right | top-N | boxed (IoU >= 0.5) | "
+             + " | ".join(f"right, w {b[2]}" for b in WIDTH_BINS) + " |", "|---|---:|---:|---:|---:|" + "---:|" * len(WIDTH_BINS)]
+    for name, r in rows.items():
+        n = max(1, r["plates"])
+        lines.append(f"| {name} | {r['plates']} | {pct(r['right'] / n)} | {pct(r['top_n'] / n)} | {pct(r['found'] / n)} | "
+                     + " | ".join(f"{pct(f / m) if m else '-'} ({m})" for f, m in r["by_width"].values()) + " |")
+    head = ("### End to end on photos, plates the OCR never trained on\n\nThe whole `Reader` on train photos "
+            "whose labelled plates are in the OCR's text hold-out (openalpr-us/br; uc3m-lp street photos, 320x240, "
+            "with the texts of uc3m-lp-crops, `?` = any character, most plates under 40 px wide). The detector "
+            "trained on most of these photos: this compares OCR models and crops, not detectors.\n\n")
+    return head + "\n".join(lines)
 
 
 def non_plate_cuts(data: str | Path, per_source: int) -> list[np.ndarray]:
@@ -494,8 +587,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="score a zoom-window detection needs (default: the threshold + 0.1)")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime and OpenCV threads")
     ap.add_argument("--limit", type=int, default=None, help="at most N photos / crops per source (quick check)")
-    ap.add_argument("--parts", nargs="+", choices=("detector", "ocr", "plates", "reads"),
-                    default=["detector", "ocr", "plates", "reads"])
+    ap.add_argument("--parts", nargs="+", choices=("detector", "ocr", "plates", "reads", "e2e"),
+                    default=["detector", "ocr", "plates", "reads", "e2e"])
     ap.add_argument("--sheets", nargs="?", const=str(REPO / "docs" / "images"), default=None, metavar="DIR",
                     help="write failure contact sheets by cause here (bare flag: docs/images)")
     ap.add_argument("--json", metavar="FILE", help="also write all figures (and every error) as JSON")
@@ -522,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
             out.append(run_plates(args, report))
         if "reads" in args.parts:
             out.append(run_reads(args, report, sheets))
+        if "e2e" in args.parts:
+            out.append(run_e2e(args, report))
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -103,3 +103,17 @@ def test_reads_elsewhere_counts_reads_off_every_label_by_score():
     assert [r["plate"] for r in listed] == ["CAM01", "CITROEN"] and len(tiles) == 1
     table = v.reads_table({"s": {"photos": 2, "partial": False, "counts": counts}})
     assert "| s | full | 2 | 1.000 (2) | 0.500 (1) | 0.500 (1) |" in table
+
+
+def test_score_e2e_counts_reads_candidates_boxes_and_widths():
+    from plateread.types import Box, Candidate, PlateRead
+
+    image = np.zeros((200, 400, 3), np.uint8)
+    plates = [(Box(100, 60, 220, 100), "1234?BC"), (Box(10, 150, 40, 160), "AB123"), (Box(300, 10, 315, 15), "XY1")]
+    reads = [PlateRead(plate="1234XBC", score=0.9, box=Box(102, 62, 218, 99)),                 # right (? = any)
+             PlateRead(plate="A8123", score=0.4, box=Box(8, 148, 44, 163),                     # wrong, label in top-N
+                       candidates=(Candidate("A8123", 0.4), Candidate("AB123", 0.3)))]
+    reader = SimpleNamespace(read=lambda img: SimpleNamespace(results=reads))
+    c = v.score_e2e(reader, [(image, plates)])
+    assert (c["plates"], c["right"], c["top_n"], c["found"]) == (3, 1, 2, 2)
+    assert c["by_width"] == {"<20": [0, 1], "20-40": [0, 1], "40-80": [0, 0], ">=80": [1, 1]}
