@@ -41,7 +41,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--keep", type=int, help="classic locator: largest contours considered (default 5)")
     g.add_argument("--threshold", type=float,
                    help="learned detector: minimum detection score (default: the model's tuned "
-                        "threshold, 0.5 for the shipped one)")
+                        "threshold, stored in its .json)")
     g.add_argument("--no-rectify", dest="rectify", action="store_false", default=None,
                    help="learned detector: hand OCR the padded box instead of the plate warped upright")
     g.add_argument("--threads", type=int, metavar="N",
