@@ -54,6 +54,8 @@ LOOKALIKE_PAIRS = ("O0", "I1", "B8", "S5", "Z2", "D0", "Q0", "G6", "T7")
 LOOKALIKES = frozenset(frozenset(p) for p in LOOKALIKE_PAIRS)
 OCR_CAUSES = ("stray", "confusion", "length", "other")
 SHEET_TILES = 40
+#: Width a held-out crop is scaled to for the plate-image check at high resolution (a 4K camera's cut).
+LARGE_CROP_WIDTH = 600
 
 
 # ---- detector ----------------------------------------------------------------------------------
@@ -356,16 +358,20 @@ def run_plates(args: argparse.Namespace, report: dict) -> str:
     opts = reader_options(args)
     auto, plain, second = Reader(**opts), Reader(second_look=None, **opts), Reader(**opts)
     sources = ocr_sources(args.data, plain.recognizer.charset, args.limit)
-    lines = ["| source | n | read (auto: a plate image is read whole) | read_plate | read_plate + second look "
+    lines = [f"| source | n | read (auto: a plate image is read whole) | read, scaled to {LARGE_CROP_WIDTH} px wide "
+             "| read_plate | read_plate + second look "
              "| second looks | AUROC (plain / second look) | wrong among > 0.9 (plain / second look) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows: dict[str, Any] = {}
-    every: dict[str, list] = {"auto": [], "plain": [], "second": [], "ps": [], "ss": [], "looks": []}
+    every: dict[str, list] = {"auto": [], "large": [], "plain": [], "second": [], "ps": [], "ss": [], "looks": []}
     for name, items in sources.items():
-        res: dict[str, list] = {"auto": [], "plain": [], "second": [], "ps": [], "ss": [], "looks": []}
+        res: dict[str, list] = {"auto": [], "large": [], "plain": [], "second": [], "ps": [], "ss": [], "looks": []}
         for crop, label in items:
             a = auto.read(crop).results
             res["auto"].append(any(matches(r.plate, label) for r in a))
+            h, w = crop.shape[:2]  # the same plate as a high-resolution camera cuts it
+            big = cv2.resize(crop, (LARGE_CROP_WIDTH, max(8, round(h * LARGE_CROP_WIDTH / w))), interpolation=cv2.INTER_CUBIC)
+            res["large"].append(any(matches(r.plate, label) for r in auto.read(big).results))
             for key, rdr, sc in (("plain", plain, "ps"), ("second", second, "ss")):
                 r = rdr.read_plate(crop).results
                 res[key].append(bool(r) and matches(r[0].plate, label))
@@ -378,24 +384,33 @@ def run_plates(args: argparse.Namespace, report: dict) -> str:
     out = {}
     for name, res in rows.items():
         fp, fs = ocr_figures(res["plain"], res["plain"], res["ps"]), ocr_figures(res["second"], res["second"], res["ss"])
-        out[name] = {"n": len(res["auto"]), "auto": float(np.mean(res["auto"])), "read_plate": fp["exact"],
+        out[name] = {"n": len(res["auto"]), "auto": float(np.mean(res["auto"])), "large": float(np.mean(res["large"])),
+                     "read_plate": fp["exact"],
                      "second_look": fs["exact"], "looks": int(sum(res["looks"])), "auroc_plain": fp["auroc"],
                      "auroc_second": fs["auroc"], "wrong_09_plain": fp["wrong_share_above_0.9"],
                      "wrong_09_second": fs["wrong_share_above_0.9"]}
         f3 = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
         o = out[name]
-        lines.append(f"| {name} | {o['n']} | {pct(o['auto'])} | {pct(o['read_plate'])} | {pct(o['second_look'])} "
+        lines.append(f"| {name} | {o['n']} | {pct(o['auto'])} | {pct(o['large'])} | {pct(o['read_plate'])} | {pct(o['second_look'])} "
                      f"| {o['looks']} | {f3(o['auroc_plain'])} / {f3(o['auroc_second'])} "
                      f"| {pct(o['wrong_09_plain'])} / {pct(o['wrong_09_second'])} |")
     cuts = non_plate_cuts(args.data, per_source=40)
     false_reads = sum(len(auto.read(c).results) for c in cuts)
+    large = non_plate_cuts(args.data, per_source=None, widths=(480, 1280), aspects=(1.8, 2.0, 2.5, 3.0, 4.0),
+                           per_photo=1)
+    large_results = [(c.shape[1], c.shape[0], auto.read(c).results) for c in large]
+    large_reads = sum(len(r) for _, _, r in large_results)
+    large_whole = sum(1 for w, h, r in large_results for x in r if (x.box.xmin, x.box.ymin, x.box.xmax, x.box.ymax) == (0, 0, w, h))
     report["plates"] = out
-    report["non_plate_cuts"] = {"cuts": len(cuts), "reads": false_reads}
+    report["non_plate_cuts"] = {"cuts": len(cuts), "reads": false_reads, "large_cuts": len(large),
+                                "large_reads": large_reads, "large_whole_reads": large_whole}
     head = ("### Plate images through the reader\n\nEach held-out crop handed to `Reader` as a whole image; "
             f"second look below a read score of {second.second_look}. `?` labels: visible positions only.\n\n")
     tail = (f"\n\nThe other side: {len(cuts)} plate-sized cuts (60-300 px wide, aspect 1.2-4) of held-out and dev "
             "photos, each at least 10 px away from every labelled plate, through `read`: "
-            f"**{false_reads} reads returned** (some sets label only some plates, so a few may be real ones).")
+            f"**{false_reads} reads returned**; {len(large)} one-line-shaped cuts 480-1280 px wide: "
+            f"**{large_reads} reads returned**, {large_whole} of them read whole (some sets label only some "
+            "plates, so a few may be real ones).")
     return head + "\n".join(lines) + tail
 
 
@@ -553,9 +568,10 @@ def run_e2e(args: argparse.Namespace, report: dict) -> str:
     return head + "\n".join(lines)
 
 
-def non_plate_cuts(data: str | Path, per_source: int) -> list[np.ndarray]:
-    """Plate-sized, plate-shaped cuts of validation photos away from their labelled plates
-    (seeded): what the plate-image path must not read as plates."""
+def non_plate_cuts(data: str | Path, per_source: int, widths: tuple[int, int] = (60, 300),
+                   aspects: Sequence[float] = (1.2, 1.6, 2.5, 4.0), per_photo: int = 3) -> list[np.ndarray]:
+    """Plate-shaped cuts (``widths`` px wide, one of ``aspects``) of validation photos, each at
+    least 10 px away from every labelled plate (seeded): what the plate-image path must not read."""
     import random
 
     rng = random.Random(1)
@@ -563,9 +579,9 @@ def non_plate_cuts(data: str | Path, per_source: int) -> list[np.ndarray]:
     for photos, _partial in detector_sources(data, per_source).values():
         for p in photos:
             H, W = p.image.shape[:2]
-            for _ in range(3):
-                cw = rng.randint(60, 300)
-                ch = int(cw / rng.choice([1.2, 1.6, 2.5, 4.0]))
+            for _ in range(per_photo):
+                cw = rng.randint(widths[0], max(widths[0], min(widths[1], W - 1)))
+                ch = int(cw / rng.choice(aspects))
                 if cw >= W or ch >= H or ch < 10:
                     continue
                 x, y = rng.randint(0, W - cw), rng.randint(0, H - ch)

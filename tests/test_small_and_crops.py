@@ -67,7 +67,9 @@ def test_looks_like_plate():
     assert looks_like_plate(160, 97)       # one line with a margin (aspect 1.65)
     assert not looks_like_plate(640, 480)   # a photo
     assert not looks_like_plate(300, 250)   # a square-ish thumbnail too big for a two-line plate
-    assert not looks_like_plate(1200, 300)  # too large for a crop
+    assert looks_like_plate(1200, 300)      # one line as a 4K camera cuts it
+    assert not looks_like_plate(2400, 600)  # too large for a crop
+    assert not looks_like_plate(1280, 720)  # a frame (aspect 1.78)
 
 
 def _plate_crop() -> np.ndarray:
@@ -81,6 +83,15 @@ def test_an_image_that_is_a_plate_is_read_whole():
     assert [r.plate for r in reads] == ["YO76317"]
     assert reads[0].box == Box(0, 0, 120, 30)
     assert Reader(plate_images=False).read(crop).results == ()  # the detector alone misses it
+
+
+def test_a_large_plate_image_is_read_whole_and_a_large_strip_of_scene_is_not():
+    crop = cv2.resize(_plate_crop(), (800, 170), interpolation=cv2.INTER_CUBIC)
+    assert Reader(plate_images=False).read(crop).results == ()  # the plate fills the detector's input
+    reads = Reader().read(crop).results
+    assert [r.plate for r in reads] == ["YO76317"] and reads[0].box == Box(0, 0, 800, 170)
+    strip = cv2.imread(str(EXAMPLE))[40:290, 0:800]           # car body and background, no plate
+    assert looks_like_plate(*strip.shape[1::-1]) and Reader().read(strip).results == ()
 
 
 def test_read_plate_and_cli_crops(tmp_path, capsys):

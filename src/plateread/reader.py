@@ -134,7 +134,8 @@ class Reader:
             # read whole, it wins when it reads more surely than anything detected in it (a tie
             # goes to the detection, which has a tighter box and the plate's corners)
             whole = self._recognize(bgr, [_whole(bgr)], debug)
-            if whole and whole[0].score >= PLATE_IMAGE_MIN_SCORE and all(whole[0].score > r.score for r in reads):
+            floor = PLATE_IMAGE_MIN_SCORE if max(w, h) <= PLATE_IMAGE_MAX_SIDE else PLATE_IMAGE_MIN_SCORE_LARGE
+            if whole and whole[0].score >= floor and all(whole[0].score > r.score for r in reads):
                 return whole
         return reads
 
@@ -180,15 +181,23 @@ class Reader:
         return fuse_recognitions(recs, getattr(self.recognizer, "region_decoder", None))
 
 
-#: An image is taken for a plate crop when it is small and plate-shaped: one line (wider than
-#: 1.8:1) no larger than a plate photographed close up, or anything from square-ish (two lines)
-#: to one line with a margin within half that size.
+#: An image is taken for a plate crop when it is plate-shaped: one line (wider than 1.8:1) up
+#: to the width of a plate cut from a 4K frame, or anything from square-ish (two lines) to one
+#: line with a margin up to half of PLATE_IMAGE_MAX_SIDE (a larger squarish image is a photo).
 PLATE_IMAGE_MAX_SIDE = 480
+PLATE_IMAGE_MAX_SIDE_ONE_LINE = 2000
 #: below it, the whole-image read is noise. Chosen on held-out crops and plate-shaped cuts of
 #: held-out photos away from their plates (`python benchmarks/validation.py --parts plates`):
 #: against the rule before it (0.2, and any detection covering 30% of the image vetoed the whole
 #: read) plates read 84.3 -> 85.6%, reads returned for the non-plate cuts 52 -> 37 of 425.
 PLATE_IMAGE_MIN_SCORE = 0.25
+#: The same for a one-line image larger than PLATE_IMAGE_MAX_SIDE, which is as often a strip of a
+#: scene. Chosen ad hoc (script not kept) on 148 held-out crops scaled to 600 px wide, which the
+#: detector misses (the plate fills its input), and 172 plate-free cuts 480-1280 px wide of held-out
+#: photos: 0.25 read 131 plates and 18 cuts whole, 0.5 127 and 1, 0.6 126 and 0. Before, no image
+#: over 480 px was read whole (0 plates). `python benchmarks/validation.py --parts plates` measures
+#: the rule on all held-out crops at 600 px and its own 85 large cuts.
+PLATE_IMAGE_MIN_SCORE_LARGE = 0.5
 #: Read score an unsure detection (under the detector's threshold) needs to be kept; chosen with
 #: the detector's verify threshold on held-out train + dev photos (docs/DETECTOR.md).
 VERIFY_MIN_READ = 0.4
@@ -200,10 +209,12 @@ def _whole(bgr: np.ndarray) -> Detection:
 
 
 def looks_like_plate(width: int, height: int) -> bool:
-    if max(width, height) > PLATE_IMAGE_MAX_SIDE or min(width, height) < 8:
+    if min(width, height) < 8:
         return False
     aspect = width / height
-    return 1.8 <= aspect <= 8.0 or (0.8 <= aspect < 1.8 and max(width, height) <= PLATE_IMAGE_MAX_SIDE // 2)
+    if 1.8 <= aspect <= 8.0:
+        return width <= PLATE_IMAGE_MAX_SIDE_ONE_LINE
+    return 0.8 <= aspect < 1.8 and max(width, height) <= PLATE_IMAGE_MAX_SIDE // 2
 
 
 def _no_options() -> None:  # stands in for the factory of a part passed as an instance
