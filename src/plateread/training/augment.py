@@ -103,7 +103,12 @@ def place_in_scene(rng: random.Random, plate: np.ndarray) -> np.ndarray:
     return scene[cy0:cy1, cx0:cx1]
 
 
-def degrade(rng: random.Random, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
+#: Share of the low-resolution damage that goes down to 36-50 px wide (street and overview
+#: cameras); 0 reproduces the damage of sessions 1-5 draw for draw (benchmarks/synthetic_styles.py).
+SMALL_SHARE = 0.25
+
+
+def degrade(rng: random.Random, img: np.ndarray, strength: float = 1.0, small: float = SMALL_SHARE) -> np.ndarray:
     """Photometric and resolution damage; returns gray uint8 at the model input size."""
     nrng = np.random.default_rng(rng.randint(0, 2**31))
     if img.ndim == 3:
@@ -144,7 +149,7 @@ def degrade(rng: random.Random, img: np.ndarray, strength: float = 1.0) -> np.nd
     if rng.random() < 0.6 * strength:  # low resolution: many real plates are 60–120 px wide,
         # street and overview cameras give 35-50 px (the reader read 45% of such plates at 40-80 px
         # in validation street photos when training went down to 50 px only)
-        tw = rng.randint(50, 160) if rng.random() < 0.75 else rng.randint(36, 50)
+        tw = rng.randint(36, 50) if small and rng.random() < small else rng.randint(50, 160)
         th = max(10, int(h * tw / w))
         if tw < w:
             g = cv2.resize(g, (tw, th), interpolation=cv2.INTER_AREA)
@@ -162,14 +167,14 @@ def degrade(rng: random.Random, img: np.ndarray, strength: float = 1.0) -> np.nd
     return g
 
 
-def synth_sample(rng: random.Random, plate: np.ndarray, dirt: bool = True) -> np.ndarray:
+def synth_sample(rng: random.Random, plate: np.ndarray, dirt: bool = True, small: float = SMALL_SHARE) -> np.ndarray:
     """A rendered plate -> a model input, the way a detector + camera would deliver it."""
     ph, pw = plate.shape[:2]
     tw = rng.randint(110, 300)  # work at about the final resolution: 4x cheaper on 2 cores
     plate = cv2.resize(plate, (tw, max(8, round(ph * tw / pw))), interpolation=cv2.INTER_AREA)
     if dirt and rng.random() < 0.15:
         plate = _dirt(rng, plate)
-    return degrade(rng, place_in_scene(rng, plate))
+    return degrade(rng, place_in_scene(rng, plate), small=small)
 
 
 def jitter_crop(rng: random.Random, img: np.ndarray, box: tuple[float, float, float, float],
