@@ -173,6 +173,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--engine", default=DEFAULT_ENGINE)
+    ap.add_argument("--detector-model", help="another detector ONNX (default: the shipped one)")
+    ap.add_argument("--ocr-model", help="another first OCR model (default: the shipped one)")
+    ap.add_argument("--second-ocr-model", help="another second OCR model ('none': without)")
     ap.add_argument("--clips", type=int, help="only the first N clips")
     ap.add_argument("--no-speed", action="store_true", help="skip the throughput runs")
     ap.add_argument("--live-seconds", type=float, default=300.0, help="cap on the live run")
@@ -181,7 +184,8 @@ def main() -> int:
     if not (args.data / "nl-clips" / "index.jsonl").exists():
         print(f"no nl-clips under {args.data}", file=sys.stderr)
         return 1
-    reader = Reader(args.engine)
+    models = {"detector_model": args.detector_model, "ocr_model": args.ocr_model, "second_model": args.second_ocr_model}
+    reader = Reader(args.engine, **{k: v for k, v in models.items() if v})
     load = os.getloadavg()
     report: dict = {"engine": args.engine, "cpus": os.cpu_count(),
                     "load_before": [round(x, 2) for x in load]}
