@@ -90,3 +90,29 @@ def totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"train_minutes_total": round(sum(r["minutes"] for r in known), 1),
             "cpu_core_hours_total": round(sum(r["minutes"] * (r.get("threads") or 1) for r in known) / 60, 2),
             "runs_not_recorded": len(runs) - len(known)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Writes the lineage of ``--ckpt`` into an existing model card (a model exported before cards
+    carried it, or one whose card was edited by hand, e.g. a tuned threshold)."""
+    import argparse
+
+    import torch
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--ckpt", required=True, help="the checkpoint the model was exported from")
+    ap.add_argument("--card", required=True, help="the model's .json card")
+    a = ap.parse_args(argv)
+    ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
+    card = Path(a.card)
+    meta = json.loads(card.read_text(encoding="utf-8"))
+    if meta.get("step") not in (None, ck.get("step")):
+        raise SystemExit(f"{a.card} was exported at step {meta.get('step')}, {a.ckpt} is step {ck.get('step')}")
+    runs = lineage(ck)
+    meta.update({**totals(runs), "lineage": runs})
+    card.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"{card}: {len(runs)} runs, {meta['train_minutes_total']} minutes, {meta['cpu_core_hours_total']} CPU-core-hours")
+
+
+if __name__ == "__main__":
+    main()
