@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from .clock import step_seconds
 from ..engines.learned.detector import decode, letterbox, to_tensor
 from .det_data import (DEV_SETS, SIZE_UNIT, STRIDE, TRAIN_SETS, Photo, SampleGenerator, build_targets,
                        draw_sample, load_photos, match, split_photos)
@@ -358,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         seen += x.shape[0]
         in_epoch += x.shape[0]
         now = time.time()
-        elapsed += now - t_last
+        elapsed += step_seconds(now, t_last)
         t_last = now
         for k, v in parts.items():
             avg[k] = v if k not in avg else 0.95 * avg[k] + 0.05 * v

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from .clock import step_seconds
 from .data import (REAL_SETS, WILDCARD, MixedStream, clean_input, load_real, load_user_set, matches,
                    split_real, synthetic_set)
 from .model import CRNN, DEFAULT_CHARSET, count_params
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         step += 1
         seen += x.shape[0]
         now = time.time()
-        elapsed += now - t_last
+        elapsed += step_seconds(now, t_last)
         t_last = now
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         if bar is not None:
