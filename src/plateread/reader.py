@@ -186,7 +186,7 @@ class Reader:
 #: line with a margin up to half of PLATE_IMAGE_MAX_SIDE (a larger squarish image is a photo).
 PLATE_IMAGE_MAX_SIDE = 480
 PLATE_IMAGE_MAX_SIDE_ONE_LINE = 2000
-#: below it, the whole-image read is noise. Chosen on held-out crops and plate-shaped cuts of
+#: Score a plate image's whole-image read needs (below it, that reading is noise). Chosen on held-out crops and plate-shaped cuts of
 #: held-out photos away from their plates (`python benchmarks/validation.py --parts plates`):
 #: against the rule before it (0.2, and any detection covering 30% of the image vetoed the whole
 #: read) plates read 84.3 -> 85.6%, reads returned for the non-plate cuts 52 -> 37 of 425.
