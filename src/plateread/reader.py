@@ -186,10 +186,11 @@ class Reader:
 #: line with a margin up to half of PLATE_IMAGE_MAX_SIDE (a larger squarish image is a photo).
 PLATE_IMAGE_MAX_SIDE = 480
 PLATE_IMAGE_MAX_SIDE_ONE_LINE = 2000
-#: Score a plate image's whole-image read needs (below it, that reading is noise). Chosen on held-out crops and plate-shaped cuts of
-#: held-out photos away from their plates (`python benchmarks/validation.py --parts plates`):
-#: against the rule before it (0.2, and any detection covering 30% of the image vetoed the whole
-#: read) plates read 84.3 -> 85.6%, reads returned for the non-plate cuts 52 -> 37 of 425.
+#: Score a plate image's whole-image read needs (below it, that reading is noise). Chosen on
+#: held-out crops and plate-shaped cuts of held-out photos away from their plates (`python
+#: benchmarks/validation.py --parts plates`): against the rule before it (0.2, and any detection
+#: covering 30% of the image vetoed the whole read) plates read 84.3 -> 85.6%, reads returned for
+#: the non-plate cuts 52 -> 37 of 425.
 PLATE_IMAGE_MIN_SCORE = 0.25
 #: The same for a one-line image larger than PLATE_IMAGE_MAX_SIDE, which is as often a strip of a
 #: scene. Chosen ad hoc (script not kept) on 148 held-out crops scaled to 600 px wide, which the
