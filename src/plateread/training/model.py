@@ -7,6 +7,8 @@ import torch
 from torch import nn
 
 DEFAULT_CHARSET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: CNN channels of the five stages of the shipped model.
+DEFAULT_WIDTHS = (16, 32, 48, 96, 160)
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
@@ -18,7 +20,7 @@ class CRNN(nn.Module):
     """[N,1,64,192] in [0,1] -> [N,T=96,C] log-probabilities (blank = 0)."""
 
     def __init__(self, num_classes: int, height: int = 64, width: int = 192, hidden: int = 96,
-                 widths: tuple[int, ...] = (16, 32, 48, 96, 160)) -> None:
+                 widths: tuple[int, ...] = DEFAULT_WIDTHS) -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = widths
         self.cnn = nn.Sequential(

@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader, IterableDataset
 from .clock import step_seconds
 from .data import (REAL_SETS, WILDCARD, MixedStream, clean_input, load_real, load_user_set, matches,
                    split_real, synthetic_set)
-from .model import CRNN, DEFAULT_CHARSET, count_params
+from .model import CRNN, DEFAULT_CHARSET, DEFAULT_WIDTHS, count_params
+from .widen import widen
 
 
 class _Stream(IterableDataset):
@@ -117,7 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--real-frac", type=float, default=0.45)
-    ap.add_argument("--hidden", type=int, default=96)
+    ap.add_argument("--hidden", type=int, default=96, help="LSTM units per direction")
+    ap.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)),
+                    help="CNN channels of the five stages; with --hidden, larger than the --init "
+                         "checkpoint's: the model is widened from it (plateread.training.widen)")
     ap.add_argument("--charset", default=DEFAULT_CHARSET)
     ap.add_argument("--eval-every", type=int, default=400, help="steps between validations")
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
@@ -162,7 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     if not real and a.real_frac > 0:
         ap.error("no real plates to train on (check --data, --sets and --extra)")
     train_real, val_real = split_real(real)
-    model = CRNN(len(charset) + 1, hidden=a.hidden).to(memory_format=torch.channels_last)
+    widths = tuple(int(v) for v in a.widths.split(","))
+    config = {"hidden": a.hidden, "widths": list(widths)}
+    model = CRNN(len(charset) + 1, hidden=a.hidden, widths=widths).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     step, elapsed, best = 0, 0.0, -1.0
     ckpt_path = out / "last.pt"
@@ -177,10 +183,21 @@ def main(argv: list[str] | None = None) -> None:
         log(f"fine-tuning from {a.init} (torch vs onnxruntime after loading: {diff:.1e})")
     elif a.init:
         ck = torch.load(a.init, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
-        if ck.get("charset", charset) != charset or ck.get("config", {}).get("hidden", a.hidden) != a.hidden:
-            ap.error(f"--init {a.init} has another charset or hidden size than this run")
-        model.load_state_dict(ck["model"])
-        log(f"fine-tuning from {a.init} (its step {ck.get('step')})")
+        if ck.get("charset", charset) != charset:
+            ap.error(f"--init {a.init} has another charset than this run")
+        init_cfg = {"hidden": 96, "widths": list(DEFAULT_WIDTHS), **ck.get("config", {})}
+        if (init_cfg["hidden"], list(init_cfg["widths"])) == (a.hidden, list(widths)):
+            model.load_state_dict(ck["model"])
+            log(f"fine-tuning from {a.init} (its step {ck.get('step')})")
+        else:
+            small = CRNN(len(charset) + 1, hidden=init_cfg["hidden"], widths=tuple(init_cfg["widths"]))
+            small.load_state_dict(ck["model"])
+            try:
+                widen(small, model)
+            except ValueError as exc:
+                ap.error(f"--init {a.init}: {exc}")
+            log(f"widened from {a.init} (its step {ck.get('step')}; hidden {init_cfg['hidden']} -> {a.hidden}, "
+                f"CNN {init_cfg['widths']} -> {list(widths)})")
     log(f"model: {count_params(model):,} params, charset {len(charset)}")
 
     log(f"real crops: {len(train_real)} train, {len(val_real)} held out")
@@ -205,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         tmp = path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                     "elapsed": elapsed, "best": best, "charset": charset,
-                    "config": {"hidden": a.hidden, "height": model.height, "width": model.width},
+                    "config": {**config, "height": model.height, "width": model.width},
                     "command": " ".join(["python -m plateread.training.train_ocr"] + sys.argv[1:])},
                    tmp)
         os.replace(tmp, path)
