@@ -82,12 +82,13 @@ def test_an_image_that_is_a_plate_is_read_whole():
     reads = Reader().read(crop).results
     assert [r.plate for r in reads] == ["YO76317"]
     assert reads[0].box == Box(0, 0, 120, 30)
-    assert Reader(plate_images=False).read(crop).results == ()  # the detector alone misses it
+    # the detector alone misses it or finds part of it (a plate that fills its input)
+    assert "YO76317" not in [r.plate for r in Reader(plate_images=False).read(crop).results]
 
 
 def test_a_large_plate_image_is_read_whole_and_a_large_strip_of_scene_is_not():
     crop = cv2.resize(_plate_crop(), (800, 170), interpolation=cv2.INTER_CUBIC)
-    assert Reader(plate_images=False).read(crop).results == ()  # the plate fills the detector's input
+    assert "YO76317" not in [r.plate for r in Reader(plate_images=False).read(crop).results]  # it fills the input
     reads = Reader().read(crop).results
     assert [r.plate for r in reads] == ["YO76317"] and reads[0].box == Box(0, 0, 800, 170)
     strip = cv2.imread(str(EXAMPLE))[40:290, 0:800]           # car body and background, no plate

@@ -28,6 +28,9 @@ DEFAULT_THRESHOLD = 0.35  # for a model whose .json names no tuned threshold
 ZOOM_BELOW_SCALE = 0.7
 ZOOM_LOW = 0.25  # tune_detector --zoom: held-out recall 0.689 -> 0.702 at 1.42 passes/photo (0.15: 0.708 at 2.56)
 ZOOM_MAX_WIDTH = 40
+#: A sure first-pass detection narrower than this (input px) is looked at again too: at that size
+#: its box is coarse, and a zoom-window detection inside it replaces it.
+ZOOM_REFINE_WIDTH = 20
 ZOOM_MAX_WINDOWS = 2
 ZOOM_FACTOR = 3.0
 ZOOM_MARGIN = 0.1  # zoom-window detections need threshold + this (see LearnedDetector)
@@ -278,11 +281,13 @@ class LearnedDetector:
                 rlb.to_original(r.corners) + origin
 
         zero = np.zeros(2, np.float32)
-        found = [original(d, lb, zero) for d in dets if d.score >= keep]
+        first = {id(d): original(d, lb, zero) for d in dets if d.score >= keep}
+        found = list(first.values())
         if not self.zoom or lb.scale > ZOOM_BELOW_SCALE:
             return found, boxed, heat
-        unsure = [d for d in dets if d.score < keep
-                  and d.box[2] - d.box[0] < ZOOM_MAX_WIDTH][:ZOOM_MAX_WINDOWS]
+        # unsure small peaks, and sure ones so small at this scale that their box is a guess
+        unsure = [d for d in dets if d.box[2] - d.box[0] < (ZOOM_MAX_WIDTH if d.score < keep else ZOOM_REFINE_WIDTH)
+                  ][:ZOOM_MAX_WINDOWS]
         H, W = image.shape[:2]
         zs = min(1.0, lb.scale * ZOOM_FACTOR)
         zw, zh = self.width // 2, self.height // 2
@@ -293,8 +298,14 @@ class LearnedDetector:
             y0 = int(np.clip(round(cy - win_h / 2), 0, H - win_h))
             zboxed, zlb = letterbox(image[y0:y0 + win_h, x0:x0 + win_w], zw, zh)
             zdets, _ = self._run(zboxed, self.zoom_threshold)
-            for z in zdets:
-                cand = original(z, zlb, np.array([x0, y0], np.float32))
+            cands = [original(z, zlb, np.array([x0, y0], np.float32)) for z in zdets]
+            coarse = first.get(id(d))
+            if coarse is not None:  # a sure but tiny detection: plates the zoom finds inside it replace it
+                inside = [c for c in cands if _centre_in(c[1], coarse[1])]
+                if inside and any(f is coarse for f in found):
+                    found = [f for f in found if f is not coarse] + inside
+                    cands = [c for c in cands if not _centre_in(c[1], coarse[1])]
+            for cand in cands:
                 prev = np.array([b for _, b, _ in found], np.float32).reshape(-1, 4)
                 if not len(prev) or iou_matrix(cand[1][None], prev).max() < 0.3:
                     found.append(cand)
@@ -321,6 +332,11 @@ class LearnedDetector:
             debug.add("learned_heatmap", cv2.addWeighted(boxed, 0.4, hm, 0.6, 0))
             debug.add("learned_detections", draw_detections(image, out))
         return out
+
+
+def _centre_in(box: np.ndarray, outer: np.ndarray) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return bool(outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3])
 
 
 def draw_detections(image: np.ndarray, dets: list[Detection]) -> np.ndarray:
