@@ -264,7 +264,7 @@ def test_interrupted_run_resumes_with_only_the_missing_partitions(tmp_path, two_
     address, client = two_workers
     expected = make_photos(tmp_path / "in", 60, bad=False)
     out = tmp_path / "out"
-    args = {"spec": slow_spec(0.05), "scheduler": address, "partition_size": 5, "progress": False}
+    args = {"spec": slow_spec(0.2), "scheduler": address, "partition_size": 5, "progress": False}
 
     def interrupt_after_two_partitions():
         deadline = time.monotonic() + 60
