@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -43,7 +44,7 @@ from report import DEFAULT_DATA, REPO, write_json  # noqa: E402
 
 from plateread.annotate import contact_sheet  # noqa: E402
 from plateread.engines.learned.detector import iou_matrix, match_boxes  # noqa: E402
-from plateread.evaluation.metrics import auroc  # noqa: E402
+from plateread.evaluation.metrics import DETECT_IOU, READ_IOU, auroc  # noqa: E402
 from plateread.text import normalize_plate  # noqa: E402
 from plateread.training.data import WILDCARD as MASK, matches as matches_label  # noqa: E402  (no torch behind it)
 
@@ -59,11 +60,12 @@ LARGE_CROP_WIDTH = 600
 
 
 # ---- detector ----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=2)
 def detector_sources(data: str | Path, limit: int | None = None) -> dict[str, tuple[list, bool]]:
     """{source: (photos, partly labelled)}: open-lpr dev, then each box set's held-out train photos.
 
     Sets are loaded one at a time and only their hold-out is kept, so the photos of all sets are
-    never in memory together."""
+    never in memory together. Cached: the detector, plates and reads parts share one load."""
     from plateread.training.det_data import DEV_SETS, TRAIN_SETS, load_photos, source_of, split_photos
 
     out: dict[str, tuple[list, bool]] = {}
@@ -422,7 +424,7 @@ FALSE_READ_BOUNDS = (0.0, 0.5, 0.9)
 def reads_elsewhere(reader: Any, photos: Sequence[Any], source: str = "",
                     tiles: list[tuple[np.ndarray, str, str]] | None = None) -> tuple[list[int], list[dict[str, Any]]]:
     """Runs ``reader.read`` on each photo (``.image``, ``.boxes`` N×4 x0 y0 x1 y1, ``.key``) and
-    keeps the reads that overlap no labelled box (IoU < 0.3): their count at each of
+    keeps the reads that overlap no labelled box (IoU < READ_IOU): their count at each of
     ``FALSE_READ_BOUNDS`` and a list of them; with ``tiles``, a picture of each read at >= 0.5."""
     from plateread import Box
 
@@ -431,7 +433,7 @@ def reads_elsewhere(reader: Any, photos: Sequence[Any], source: str = "",
         gts = np.asarray(p.boxes, np.float32).reshape(-1, 4)
         labels = [Box(*(int(round(float(v))) for v in b)) for b in gts]
         for r in reader.read(p.image).results:
-            if any(r.box.iou(b) >= 0.3 for b in labels):
+            if any(r.box.iou(b) >= READ_IOU for b in labels):
                 continue
             for i, bound in enumerate(FALSE_READ_BOUNDS):
                 counts[i] += r.score >= bound
@@ -535,12 +537,12 @@ def score_e2e(reader: Any, photos: Sequence[tuple[np.ndarray, list[tuple[Any, st
     for image, plates in photos:
         reads = reader.read(image).results
         for box, text in plates:
-            near = [r for r in reads if r.box.iou(box) >= 0.3]
+            near = [r for r in reads if r.box.iou(box) >= READ_IOU]
             right = any(matches(r.plate, text) for r in near)
             c["plates"] += 1
             c["right"] += right
             c["top_n"] += right or any(matches(k.plate, text) for r in near for k in r.candidates)
-            c["found"] += any(r.box.iou(box) >= 0.5 for r in reads)
+            c["found"] += any(r.box.iou(box) >= DETECT_IOU for r in reads)
             c["by_width"][width_bin(box.width)][0] += right
             c["by_width"][width_bin(box.width)][1] += 1
     return c
@@ -568,7 +570,7 @@ def run_e2e(args: argparse.Namespace, report: dict) -> str:
     return head + "\n".join(lines)
 
 
-def non_plate_cuts(data: str | Path, per_source: int, widths: tuple[int, int] = (60, 300),
+def non_plate_cuts(data: str | Path, per_source: int | None, widths: tuple[int, int] = (60, 300),
                    aspects: Sequence[float] = (1.2, 1.6, 2.5, 4.0), per_photo: int = 3) -> list[np.ndarray]:
     """Plate-shaped cuts (``widths`` px wide, one of ``aspects``) of validation photos, each at
     least 10 px away from every labelled plate (seeded): what the plate-image path must not read."""
@@ -576,8 +578,8 @@ def non_plate_cuts(data: str | Path, per_source: int, widths: tuple[int, int] = 
 
     rng = random.Random(1)
     cuts = []
-    for photos, _partial in detector_sources(data, per_source).values():
-        for p in photos:
+    for photos, _partial in detector_sources(data, None).values():
+        for p in photos[:per_source]:
             H, W = p.image.shape[:2]
             for _ in range(per_photo):
                 cw = rng.randint(widths[0], max(widths[0], min(widths[1], W - 1)))
