@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .model import CRNN, DEFAULT_WIDTHS, count_params
+from .model import CRNN, count_params
 from .onnx_export import export_checked, write_card
 
 VERSION = "1"
@@ -21,8 +21,7 @@ def export(ckpt: str | Path, out: str | Path, tol: float = 1e-3) -> dict:
     ck = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
     charset: str = ck["charset"]
     cfg = ck["config"]
-    model = CRNN(len(charset) + 1, height=cfg["height"], width=cfg["width"], hidden=cfg["hidden"],
-                 widths=tuple(cfg.get("widths", DEFAULT_WIDTHS)))
+    model = CRNN.from_config(len(charset) + 1, cfg)
     model.load_state_dict(ck["model"])
     model.eval()
     out = Path(out)

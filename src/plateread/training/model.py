@@ -33,7 +33,14 @@ class CRNN(nn.Module):
         self.rnn = nn.LSTM(c5, hidden, num_layers=2, bidirectional=True, batch_first=True,
                            dropout=0.1)
         self.fc = nn.Linear(2 * hidden, num_classes)
-        self.height, self.width = height, width
+        self.height, self.width, self.widths = height, width, tuple(widths)
+
+    @classmethod
+    def from_config(cls, num_classes: int, config: dict) -> "CRNN":
+        """The model a checkpoint's ``config`` describes (older checkpoints name no widths, or no
+        input size: the defaults they were trained with)."""
+        return cls(num_classes, height=config.get("height", 64), width=config.get("width", 192),
+                   hidden=config.get("hidden", 96), widths=tuple(config.get("widths", DEFAULT_WIDTHS)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.cnn(x)                                  # N, C, 2, W'

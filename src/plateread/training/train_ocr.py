@@ -185,19 +185,18 @@ def main(argv: list[str] | None = None) -> None:
         ck = torch.load(a.init, map_location="cpu", weights_only=False)  # our own training's checkpoint # nosec B614
         if ck.get("charset", charset) != charset:
             ap.error(f"--init {a.init} has another charset than this run")
-        init_cfg = {"hidden": 96, "widths": list(DEFAULT_WIDTHS), **ck.get("config", {})}
-        if (init_cfg["hidden"], list(init_cfg["widths"])) == (a.hidden, list(widths)):
+        small = CRNN.from_config(len(charset) + 1, ck.get("config", {}))
+        small.load_state_dict(ck["model"])
+        if (small.rnn.hidden_size, small.widths) == (a.hidden, widths):
             model.load_state_dict(ck["model"])
             log(f"fine-tuning from {a.init} (its step {ck.get('step')})")
         else:
-            small = CRNN(len(charset) + 1, hidden=init_cfg["hidden"], widths=tuple(init_cfg["widths"]))
-            small.load_state_dict(ck["model"])
             try:
                 widen(small, model)
             except ValueError as exc:
                 ap.error(f"--init {a.init}: {exc}")
-            log(f"widened from {a.init} (its step {ck.get('step')}; hidden {init_cfg['hidden']} -> {a.hidden}, "
-                f"CNN {init_cfg['widths']} -> {list(widths)})")
+            log(f"widened from {a.init} (its step {ck.get('step')}; hidden {small.rnn.hidden_size} -> {a.hidden}, "
+                f"CNN {list(small.widths)} -> {list(widths)})")
     log(f"model: {count_params(model):,} params, charset {len(charset)}")
 
     log(f"real crops: {len(train_real)} train, {len(val_real)} held out")
