@@ -302,7 +302,7 @@ class LearnedDetector:
             coarse = first.get(id(d))
             if coarse is not None:  # a sure but tiny detection: plates the zoom finds inside it replace it
                 inside = [c for c in cands if _centre_in(c[1], coarse[1])]
-                if inside and any(f is coarse for f in found):
+                if inside:  # each detection gets one window, so ``coarse`` is still in ``found``
                     found = [f for f in found if f is not coarse] + inside
                     cands = [c for c in cands if not _centre_in(c[1], coarse[1])]
             for cand in cands:
