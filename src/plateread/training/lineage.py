@@ -59,8 +59,8 @@ def lineage(ck: dict[str, Any], load: Any = None) -> list[dict[str, Any]]:
     if load is None:
         import torch
 
-        def load(p: Path) -> dict[str, Any]:  # our own training's checkpoints # nosec B614
-            return torch.load(p, map_location="cpu", weights_only=False)
+        def load(p: Path) -> dict[str, Any]:
+            return torch.load(p, map_location="cpu", weights_only=False)  # our own training's checkpoints # nosec B614
 
     runs = [run_record(ck)]
     seen: set[str] = set()
