@@ -44,7 +44,7 @@ from report import DEFAULT_DATA, REPO, write_json  # noqa: E402
 
 from plateread.annotate import contact_sheet  # noqa: E402
 from plateread.engines.learned.detector import iou_matrix, match_boxes  # noqa: E402
-from plateread.evaluation.metrics import DETECT_IOU, READ_IOU, auroc  # noqa: E402
+from plateread.evaluation.metrics import READ_IOU, auroc, score_plate  # noqa: E402
 from plateread.text import normalize_plate  # noqa: E402
 from plateread.training.data import WILDCARD as MASK, matches as matches_label  # noqa: E402  (no torch behind it)
 
@@ -422,10 +422,11 @@ FALSE_READ_BOUNDS = (0.0, 0.5, 0.9)
 
 
 def reads_elsewhere(reader: Any, photos: Sequence[Any], source: str = "",
-                    tiles: list[tuple[np.ndarray, str, str]] | None = None) -> tuple[list[int], list[dict[str, Any]]]:
+                    tiles: list[tuple[np.ndarray, str, str]] | None = None,
+                    tile_min_score: float = 0.5) -> tuple[list[int], list[dict[str, Any]]]:
     """Runs ``reader.read`` on each photo (``.image``, ``.boxes`` N×4 x0 y0 x1 y1, ``.key``) and
     keeps the reads that overlap no labelled box (IoU < READ_IOU): their count at each of
-    ``FALSE_READ_BOUNDS`` and a list of them; with ``tiles``, a picture of each read at >= 0.5."""
+    ``FALSE_READ_BOUNDS`` and a list of them; with ``tiles``, a picture of each read at >= ``tile_min_score``."""
     from plateread import Box
 
     counts, listed = [0] * len(FALSE_READ_BOUNDS), []
@@ -439,7 +440,7 @@ def reads_elsewhere(reader: Any, photos: Sequence[Any], source: str = "",
                 counts[i] += r.score >= bound
             listed.append({"source": source, "photo": p.key, "plate": r.plate, "score": round(float(r.score), 3),
                            "box": [r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax]})
-            if tiles is not None and r.score >= 0.5:
+            if tiles is not None and r.score >= tile_min_score:
                 box = np.array([r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax], np.float32)
                 tiles.append((failure_tile(p.image, box, gts, box[None]),
                               f"{source} {p.key.split('/', 1)[-1]}"[:30], f"{r.plate} {r.score:.2f}"))
@@ -466,7 +467,7 @@ def run_reads(args: argparse.Namespace, report: dict, sheets: Path | None) -> st
     tiles: list = []
     listed: list = []
     for name, (photos, partial) in detector_sources(args.data, args.limit).items():
-        counts, found = reads_elsewhere(reader, photos, name, tiles if sheets else None)
+        counts, found = reads_elsewhere(reader, photos, name, tiles if sheets else None, args.false_sheet_min)
         rows[name] = {"photos": len(photos), "partial": partial, "counts": counts}
         listed += found
     full = [r for r in rows.values() if not r["partial"]]
@@ -474,7 +475,10 @@ def run_reads(args: argparse.Namespace, report: dict, sheets: Path | None) -> st
                                    "counts": [sum(c) for c in zip(*(r["counts"] for r in full))]}
     report["reads_elsewhere"] = {"bounds": list(FALSE_READ_BOUNDS), "sources": rows, "reads": listed}
     if sheets and tiles:
-        write_sheet(sheets / "validation_false_reads.png", tiles[:SHEET_TILES], (240, 150))
+        if args.false_sheet_min < 0.5:  # every read: a long sheet, as JPEG
+            write_sheet(sheets / "validation_false_reads_all.jpg", tiles, (240, 150))
+        else:
+            write_sheet(sheets / "validation_false_reads.png", tiles[:SHEET_TILES], (240, 150))
     head = ("### Reads away from the labelled plates\n\nThe whole `Reader` (detector, OCR, second look) on the "
             "detector's validation photos; a read counts here when it overlaps no labelled plate (IoU < 0.3). "
             "On fully labelled sources these are false alarms; on partly labelled ones they include real plates "
@@ -529,21 +533,22 @@ def e2e_sources(data: str | Path, limit: int | None = None) -> dict[str, list[tu
 
 
 def score_e2e(reader: Any, photos: Sequence[tuple[np.ndarray, list[tuple[Any, str]]]]) -> dict[str, Any]:
-    """Per labelled plate: read right by a result overlapping it (IoU >= 0.3; ``?`` matches any
-    character), its text among that result's candidates, boxed at IoU >= 0.5; reads right also
-    by plate width (street photos hold plates too small for any reader)."""
+    """Per labelled plate (``evaluation.metrics.score_plate`` with ``?`` matching any character):
+    read right, its text among the candidates, boxed at IoU >= 0.5; reads right also by plate
+    width (street photos hold plates too small for any reader)."""
+    from plateread.evaluation.dataset import LabelledPlate
+
     c: dict[str, Any] = {"plates": 0, "right": 0, "top_n": 0, "found": 0,
                          "by_width": {b[2]: [0, 0] for b in WIDTH_BINS}}
     for image, plates in photos:
         reads = reader.read(image).results
         for box, text in plates:
-            near = [r for r in reads if r.box.iou(box) >= READ_IOU]
-            right = any(matches(r.plate, text) for r in near)
+            o = score_plate(LabelledPlate(text, box), reads, matches)
             c["plates"] += 1
-            c["right"] += right
-            c["top_n"] += right or any(matches(k.plate, text) for r in near for k in r.candidates)
-            c["found"] += any(r.box.iou(box) >= DETECT_IOU for r in reads)
-            c["by_width"][width_bin(box.width)][0] += right
+            c["right"] += o.correct
+            c["top_n"] += o.in_top_n
+            c["found"] += bool(o.detected)
+            c["by_width"][width_bin(box.width)][0] += o.correct
             c["by_width"][width_bin(box.width)][1] += 1
     return c
 
@@ -609,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
                     default=["detector", "ocr", "plates", "reads", "e2e"])
     ap.add_argument("--sheets", nargs="?", const=str(REPO / "docs" / "images"), default=None, metavar="DIR",
                     help="write failure contact sheets by cause here (bare flag: docs/images)")
+    ap.add_argument("--false-sheet-min", type=float, default=0.5, metavar="SCORE",
+                    help="reads part: draw the reads away from the labels from this score on (default 0.5; "
+                         "below 0.5 every one is drawn, to tell real unlabelled plates from false alarms by eye)")
     ap.add_argument("--json", metavar="FILE", help="also write all figures (and every error) as JSON")
     args = ap.parse_args(argv)
     if not Path(args.data).is_dir():

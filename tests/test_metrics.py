@@ -2,7 +2,7 @@ import json
 from pathlib import Path
 
 from plateread.evaluation.dataset import LabelledPlate, Sample, load_index
-from plateread.evaluation.metrics import score_image, summarize
+from plateread.evaluation.metrics import score_image, score_plate, summarize
 from plateread.text import normalize_plate
 from plateread.types import Box, Candidate, ImageResult, PlateRead
 
@@ -79,3 +79,16 @@ def test_load_index_filters_split_and_normalises(tmp_path):
     test = load_index(tmp_path, "test")
     assert len(test) == 1 and test[0].plates[0].text == "AB12" and test[0].plates[0].box == Box(1, 2, 4, 6)
     assert load_index(tmp_path)[1].plates[0].lines == 2
+
+
+def test_score_plate_takes_the_matching_rule():
+    """Validation's masked labels (`?` = a greyed-out character) go through the same scoring."""
+    from plateread.training.data import matches
+
+    label = LabelledPlate("AB1?3", Box(0, 0, 40, 10))
+    reads = [read("AB123", Box(0, 0, 40, 10), "AB1Z3")]
+    assert not score_plate(label, reads).correct           # the default rule is exact
+    o = score_plate(label, reads, matches)
+    assert o.correct and o.in_top_n and o.detected
+    miss = score_plate(label, [read("AB12", Box(0, 0, 40, 10), "XB193")], matches)
+    assert not miss.correct and not miss.in_top_n and miss.read == "AB12"

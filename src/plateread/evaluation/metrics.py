@@ -6,7 +6,7 @@ normalisation) and, where the label has a box, a box overlapping it with IoU >= 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -97,12 +97,20 @@ def _overlaps(read: PlateRead, label: LabelledPlate, threshold: float) -> bool:
     return label.box is None or read.box.iou(label.box) >= threshold
 
 
-def score_plate(label: LabelledPlate, reads: Sequence[PlateRead]) -> PlateOutcome:
+def exact_match(read: str, label: str) -> bool:
+    """The scoring rule of ``shared/data/README.md``: equal after normalising (label normalised)."""
+    return normalize_plate(read) == label
+
+
+def score_plate(label: LabelledPlate, reads: Sequence[PlateRead],
+                match: Callable[[str, str], bool] = exact_match) -> PlateOutcome:
+    """``match(read text, label text)``: the rule for a right read (validation passes one where
+    a ``?`` in the label matches any character)."""
     near = [r for r in reads if _overlaps(r, label, READ_IOU)]
     text = label.text
-    correct = bool(text) and any(normalize_plate(r.plate) == text for r in near)
+    correct = bool(text) and any(match(r.plate, text) for r in near)
     in_top_n = bool(text) and any(
-        normalize_plate(c.plate) == text for r in near for c in (r.candidates or ())
+        match(c.plate, text) for r in near for c in (r.candidates or ())
     ) or correct
     if label.box is not None:
         detected: bool | None = any(r.box.iou(label.box) >= DETECT_IOU for r in reads)

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--verify", action="store_true",
                     help="instead: the OCR check of unsure detections (threshold, verify threshold, minimum "
                          "read score) through the Reader with the shipped OCR")
+    ap.add_argument("--low", type=float, default=0.3,
+                    help="with --verify: lowest detection score looked at; under 0.3 a second table tries a "
+                         "stricter read score for detections under 0.3")
     ap.add_argument("--zoom", action="store_true",
                     help="instead: recall and detector passes per photo of the zoom pass for several "
                          "lowest peak scores, on the held-out photos large enough to use it")
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         zoom_table(held, a.model)
         return
     if a.verify:
-        verify_table(held, a.model)
+        verify_table(held, a.model, a.low)
         return
     # one pass without the zoom: its second look depends on the threshold being tuned
     det = LearnedDetector(detector_model=a.model, threshold=min(THRESHOLDS), threads=2, zoom=False)
@@ -138,25 +141,41 @@ def zoom_table(held: list, model: str | None) -> None:
 
 def verify_table(held: list, model: str | None, low: float = 0.3) -> None:
     """Recall and false detections when detections between ``low`` and the threshold count only
-    if the OCR reads them at a minimum score: one Reader pass at ``low``, then each rule."""
+    if the OCR reads them at a minimum score: one Reader pass at ``low``, then each rule. With
+    ``low`` under 0.3, detections under 0.3 get a stricter read score of their own (second table)."""
     from ..reader import Reader
 
     reader = Reader(threshold=low, second_look=None, plate_images=False,
                     **({"detector_model": model} if model else {}))
     runs = [(p, reader.read(p.image).results) for p in held]
+
+    def score(rule) -> tuple[float, float]:
+        found = n = false = 0
+        for p, reads in runs:
+            keep = [r for r in reads if rule(r.detection_score, r.score)]
+            boxes = np.array([[r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax] for r in keep], np.float32)
+            f, fa = match(boxes.reshape(-1, 4), p.boxes)
+            found, n, false = found + f, n + len(p.boxes), false + fa
+        return found / max(n, 1), false / len(runs)
+
     print(f"{len(held)} held-out train + dev photos; detections from {low}, one pass with the zoom\n")
     print("| threshold | minimum read score below it | recall@0.5 | false / image |")
     print("|---:|---:|---:|---:|")
     for sure in (0.35, 0.4, 0.45, 0.5):
         for min_read in (0.0, 0.2, 0.4, 0.6, 1.1):
-            found = n = false = 0
-            for p, reads in runs:
-                keep = [r for r in reads if r.detection_score >= sure or r.score >= min_read]
-                boxes = np.array([[r.box.xmin, r.box.ymin, r.box.xmax, r.box.ymax] for r in keep], np.float32)
-                f, fa = match(boxes.reshape(-1, 4), p.boxes)
-                found, n, false = found + f, n + len(p.boxes), false + fa
+            rec, fa = score(lambda d, r: d >= max(sure, 0.3) or (d >= 0.3 and r >= min_read))
             rule = "(none kept)" if min_read > 1 else f"{min_read:.1f}"
-            print(f"| {sure:.2f} | {rule} | {found / max(n, 1):.3f} | {false / len(runs):.3f} |")
+            print(f"| {sure:.2f} | {rule} | {rec:.3f} | {fa:.3f} |")
+    if low >= 0.3:
+        return
+    print(f"\nThreshold 0.5, read >= 0.4 from 0.3; from {low} to 0.3 a read score of at least:\n")
+    print("| lowest detection score | minimum read score under 0.3 | recall@0.5 | false / image |")
+    print("|---:|---:|---:|---:|")
+    for lowest in sorted({low, round((low + 0.3) / 2, 3)}):
+        for min_low in (0.4, 0.6, 0.8, 0.9, 1.1):
+            rec, fa = score(lambda d, r: d >= 0.5 or (d >= 0.3 and r >= 0.4) or (d >= lowest and r >= min_low))
+            rule = "(none kept)" if min_low > 1 else f"{min_low:.1f}"
+            print(f"| {lowest:.2f} | {rule} | {rec:.3f} | {fa:.3f} |")
 
 
 if __name__ == "__main__":
