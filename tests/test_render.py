@@ -61,3 +61,13 @@ def test_seeded_determinism() -> None:
 def test_unknown_layout_is_an_error(renderer: PlateRenderer) -> None:
     with pytest.raises(ValueError, match="unknown layout"):
         renderer.render("martian")
+
+
+def test_every_plate_font_draws_the_zero_narrower_than_the_o(renderer: PlateRenderer) -> None:
+    """Round O, narrow 0 in every plate font, so the OCR learns to tell them apart by shape."""
+    from plateread.training.render import ZERO_TO_O_WIDTH
+
+    for font in renderer.plate_fonts:
+        o, zero = font.glyph("O"), font.glyph("0")
+        assert zero.shape[1] <= round(ZERO_TO_O_WIDTH * o.shape[1]) + 1, font.font.getname()
+        assert zero.shape[0] == o.shape[0] and zero.max() > 0
