@@ -47,6 +47,23 @@ def _lstm_gates(t: np.ndarray, hidden: int) -> np.ndarray:
     return np.concatenate([i, f, c, o], 0)
 
 
+def crnn_config(onnx_path: str | Path) -> dict:
+    """The CRNN shape an exported OCR model has (``CRNN.from_config``): the five CNN stage widths
+    from its convolutions' output channels (stages 3 and 4 hold two convolutions each) and the
+    LSTM's hidden size, so that a widened model fine-tunes as itself."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    outs = [int(init[n.input[1]].shape[0]) for n in graph.node if n.op_type == "Conv"]
+    lstm = [n for n in graph.node if n.op_type == "LSTM"]
+    if len(outs) != 7 or not lstm:
+        raise ValueError(f"{onnx_path}: not a plateread CRNN ({len(outs)} convolutions, {len(lstm)} LSTM layers)")
+    return {"widths": [outs[0], outs[1], outs[2], outs[4], outs[6]],
+            "hidden": int(init[lstm[0].input[2]].shape[-1])}
+
+
 @torch.no_grad()
 def load_onnx_weights(model: nn.Module, onnx_path: str | Path, calib: torch.Tensor,
                       tol: float = 1e-3) -> float:

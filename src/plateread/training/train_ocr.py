@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hidden", type=int, default=96, help="LSTM units per direction")
     ap.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)),
                     help="CNN channels of the five stages; with --hidden, larger than the --init "
-                         "checkpoint's: the model is widened from it (plateread.training.widen)")
+                         "checkpoint's: the model is widened from it (plateread.training.widen); an ONNX --init "
+                         "keeps its own widths and hidden size")
     ap.add_argument("--charset", default=DEFAULT_CHARSET)
     ap.add_argument("--eval-every", type=int, default=400, help="steps between validations")
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
@@ -167,6 +168,10 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("no real plates to train on (check --data, --sets and --extra)")
     train_real, val_real = split_real(real)
     widths = tuple(int(v) for v in a.widths.split(","))
+    if a.init and a.init.endswith(".onnx"):  # an exported model fine-tunes at its own size
+        from .from_onnx import crnn_config
+        shape = crnn_config(a.init)
+        widths, a.hidden = tuple(shape["widths"]), shape["hidden"]
     config = {"hidden": a.hidden, "widths": list(widths)}
     model = CRNN(len(charset) + 1, hidden=a.hidden, widths=widths).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
