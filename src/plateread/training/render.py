@@ -113,8 +113,8 @@ class _Glyphs:
 
     def _narrow_zero(self, zero: np.ndarray) -> np.ndarray:
         """A zero as plate fonts draw it (FE-Schrift, Charles Wright, DIN 1451): clearly
-        narrower than the O. Some fonts here (OSP-DIN) draw the two 3% apart, which taught
-        the OCR that O and 0 cannot be told apart and left them to a digit habit."""
+        narrower than the O. Some fonts here (OSP-DIN) draw the two 3% apart: rendered with
+        them, O and 0 cannot be told apart by shape, only by a digit habit."""
         o = self.glyph("O")
         if zero.shape[1] <= ZERO_TO_O_WIDTH * o.shape[1] or zero.shape[0] != o.shape[0]:
             return zero
