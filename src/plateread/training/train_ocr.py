@@ -191,11 +191,11 @@ def main(argv: list[str] | None = None) -> None:
         if ck.get("charset", charset) != charset:
             ap.error(f"--init {a.init} has another charset than this run")
         small = CRNN.from_config(len(charset) + 1, ck.get("config", {}))
-        small.load_state_dict(ck["model"])
         if (small.rnn.hidden_size, small.widths) == (a.hidden, widths):
             model.load_state_dict(ck["model"])
             log(f"fine-tuning from {a.init} (its step {ck.get('step')})")
         else:
+            small.load_state_dict(ck["model"])  # only the widening needs the smaller model's weights
             try:
                 widen(small, model)
             except ValueError as exc:

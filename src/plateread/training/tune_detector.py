@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="instead: the OCR check of unsure detections (threshold, verify threshold, minimum "
                          "read score) through the Reader with the shipped OCR")
     ap.add_argument("--low", type=float, default=0.3,
-                    help="with --verify: lowest detection score looked at; under 0.3 a second table tries a "
-                         "stricter read score for detections under 0.3")
+                    help="with --verify: lowest detection score looked at; under the model's verify threshold a "
+                         "second table tries a stricter read score for detections under it")
     ap.add_argument("--zoom", action="store_true",
                     help="instead: recall and detector passes per photo of the zoom pass for several "
                          "lowest peak scores, on the held-out photos large enough to use it")
@@ -142,11 +142,15 @@ def zoom_table(held: list, model: str | None) -> None:
 def verify_table(held: list, model: str | None, low: float = 0.3) -> None:
     """Recall and false detections when detections between ``low`` and the threshold count only
     if the OCR reads them at a minimum score: one Reader pass at ``low``, then each rule. With
-    ``low`` under 0.3, detections under 0.3 get a stricter read score of their own (second table)."""
-    from ..reader import Reader
+    ``low`` under the model's verify threshold, detections under it get a stricter read score of
+    their own (second table), on top of the shipped rule."""
+    from ..reader import VERIFY_MIN_READ, Reader
 
     reader = Reader(threshold=low, second_look=None, plate_images=False,
                     **({"detector_model": model} if model else {}))
+    meta = reader.detector.meta
+    sure0 = float(meta.get("threshold", 0.5))
+    verify0 = min(sure0, float(meta.get("verify_threshold", sure0)))
     runs = [(p, reader.read(p.image).results) for p in held]
 
     def score(rule) -> tuple[float, float]:
@@ -163,17 +167,19 @@ def verify_table(held: list, model: str | None, low: float = 0.3) -> None:
     print("|---:|---:|---:|---:|")
     for sure in (0.35, 0.4, 0.45, 0.5):
         for min_read in (0.0, 0.2, 0.4, 0.6, 1.1):
-            rec, fa = score(lambda d, r: d >= max(sure, 0.3) or (d >= 0.3 and r >= min_read))
+            rec, fa = score(lambda d, r: d >= max(sure, verify0) or (d >= verify0 and r >= min_read))
             rule = "(none kept)" if min_read > 1 else f"{min_read:.1f}"
             print(f"| {sure:.2f} | {rule} | {rec:.3f} | {fa:.3f} |")
-    if low >= 0.3:
+    if low >= verify0:
         return
-    print(f"\nThreshold 0.5, read >= 0.4 from 0.3; from {low} to 0.3 a read score of at least:\n")
-    print("| lowest detection score | minimum read score under 0.3 | recall@0.5 | false / image |")
+    print(f"\nThreshold {sure0}, read >= {VERIFY_MIN_READ} from {verify0}; from {low} to {verify0} a read "
+          "score of at least:\n")
+    print(f"| lowest detection score | minimum read score under {verify0} | recall@0.5 | false / image |")
     print("|---:|---:|---:|---:|")
-    for lowest in sorted({low, round((low + 0.3) / 2, 3)}):
+    shipped = lambda d, r: d >= sure0 or (d >= verify0 and r >= VERIFY_MIN_READ)  # noqa: E731
+    for lowest in sorted({low, round((low + verify0) / 2, 3)}):
         for min_low in (0.4, 0.6, 0.8, 0.9, 1.1):
-            rec, fa = score(lambda d, r: d >= 0.5 or (d >= 0.3 and r >= 0.4) or (d >= lowest and r >= min_low))
+            rec, fa = score(lambda d, r: shipped(d, r) or (d >= lowest and r >= min_low))
             rule = "(none kept)" if min_low > 1 else f"{min_low:.1f}"
             print(f"| {lowest:.2f} | {rule} | {rec:.3f} | {fa:.3f} |")
 
