@@ -46,8 +46,10 @@ def export(ckpt: str | Path, out: str | Path, tol: float = 1e-3) -> dict[str, An
                     "offset": "sub-cell centre offset in cells [N,2,H/4,W/4]",
                     "corners": "4 corners - centre, divided by box w, h [N,8,H/4,W/4]"},
         "corner_order": list(CORNER_ORDER),
-        "epoch": ck.get("epoch"), "validation": ck.get("metrics", {}),
+        "epoch": ck.get("epoch"),
     }
+    if ck.get("metrics"):  # a time-boxed fine-tune may end without a validation pass
+        meta["validation"] = ck["metrics"]
     return write_card(out, meta, ck, count_params(model), diff)
 
 

@@ -8,7 +8,8 @@ never saw (the same CRC32 hold-out as ``train_detector``) and the dev photos (op
 precision and false detections per image for a range of thresholds. It names the threshold
 with the best F1 over all held-out photos and the lowest one whose false detections stay within
 ``--max-false`` per openalpr photo; ``--write`` stores the best-F1 one in the model's .json as
-its default threshold.
+its default threshold; ``--verify --write`` stores the shipped verify rule's measured recall and
+false detections (``verify_rule``).
 Held-out openimages and ro-dashcam photos leave many plates unlabelled (other cars, distant
 ones), so their "false" detections are often real plates; the table also shows the openalpr
 photos apart, where one car fills the view.
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--max-false", type=float, default=0.05, help="false detections per image allowed")
-    ap.add_argument("--write", action="store_true", help="store the best-F1 threshold in the model's .json")
+    ap.add_argument("--write", action="store_true",
+                    help="store the best-F1 threshold in the model's .json (with --verify: the measured verify rule)")
     ap.add_argument("--verify", action="store_true",
                     help="instead: the OCR check of unsure detections (threshold, verify threshold, minimum "
                          "read score) through the Reader with the shipped OCR")
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         zoom_table(held, a.model)
         return
     if a.verify:
-        verify_table(held, a.model, a.low)
+        verify_table(held, a.model, a.low, a.write)
         return
     # one pass without the zoom: its second look depends on the threshold being tuned
     det = LearnedDetector(detector_model=a.model, threshold=min(THRESHOLDS), threads=2, zoom=False)
@@ -139,11 +141,12 @@ def zoom_table(held: list, model: str | None) -> None:
         det_mod.ZOOM_LOW, det_mod.ZOOM_MAX_WINDOWS = default, default_windows
 
 
-def verify_table(held: list, model: str | None, low: float = 0.3) -> None:
+def verify_table(held: list, model: str | None, low: float = 0.3, write: bool = False) -> None:
     """Recall and false detections when detections between ``low`` and the threshold count only
     if the OCR reads them at a minimum score: one Reader pass at ``low``, then each rule. With
     ``low`` under the model's verify threshold, detections under it get a stricter read score of
-    their own (second table), on top of the shipped rule."""
+    their own (second table), on top of the shipped rule. ``write``: the shipped rule's figures go
+into the model's .json as ``verify_rule``."""
     from ..reader import VERIFY_MIN_READ, Reader
 
     reader = Reader(threshold=low, second_look=None, plate_images=False,
@@ -170,13 +173,23 @@ def verify_table(held: list, model: str | None, low: float = 0.3) -> None:
             rec, fa = score(lambda d, r: d >= max(sure, verify0) or (d >= verify0 and r >= min_read))
             rule = "(none kept)" if min_read > 1 else f"{min_read:.1f}"
             print(f"| {sure:.2f} | {rule} | {rec:.3f} | {fa:.3f} |")
+    shipped = lambda d, r: d >= sure0 or (d >= verify0 and r >= VERIFY_MIN_READ)  # noqa: E731
+    rec, fa = score(shipped)
+    if write:
+        meta_path = Path(reader.detector.model_path).with_suffix(".json")
+        card = json.loads(meta_path.read_text(encoding="utf-8"))
+        card["verify_rule"] = (f"detections from verify_threshold {verify0} up to threshold {sure0} are kept when "
+                               f"the OCR reads them at >= {VERIFY_MIN_READ}: recall {rec:.3f} at {fa:.3f} false "
+                               f"detections per photo on {len(held)} held-out train + dev photos with the shipped "
+                               "OCR (python -m plateread.training.tune_detector --verify --write)")
+        meta_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote the verify rule's figures into {meta_path}")
     if low >= verify0:
         return
     print(f"\nThreshold {sure0}, read >= {VERIFY_MIN_READ} from {verify0}; from {low} to {verify0} a read "
           "score of at least:\n")
     print(f"| lowest detection score | minimum read score under {verify0} | recall@0.5 | false / image |")
     print("|---:|---:|---:|---:|")
-    shipped = lambda d, r: d >= sure0 or (d >= verify0 and r >= VERIFY_MIN_READ)  # noqa: E731
     for lowest in sorted({low, round((low + verify0) / 2, 3)}):
         for min_low in (0.4, 0.6, 0.8, 0.9, 1.1):
             rec, fa = score(lambda d, r: shipped(d, r) or (d >= lowest and r >= min_low))

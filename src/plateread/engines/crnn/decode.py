@@ -91,10 +91,12 @@ def beam_search(probs: np.ndarray, charset: str, beam_width: int = 5, top_n: int
     under ``prune`` are not extended (speed; they cannot reach the top beams)."""
     T, C = probs.shape
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (1.0, 0.0)}  # prefix: (p_b, p_nb)
+    live = probs >= prune
+    live[:, blank] = False
     for t in range(T):
-        row = probs[t]
+        row = probs[t].tolist()  # Python floats: scalar arithmetic on numpy values is far slower
         nxt: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [0.0, 0.0])
-        cands = [k for k in range(C) if k != blank and row[k] >= prune]
+        cands = np.flatnonzero(live[t]).tolist()
         for prefix, (pb, pnb) in beams.items():
             tot = pb + pnb
             e = nxt[prefix]
