@@ -38,6 +38,7 @@ class Reader:
         **options: Any,
     ) -> None:
         spec = registry.engine_spec(engine)
+        options = {**dict(spec.options), **options}
         self.engine = engine
         self.max_pixels = max_pixels
         # reads scored below this are re-read from other crops and fused (None: never)
