@@ -272,9 +272,15 @@ def test_interrupted_run_resumes_with_only_the_missing_partitions(tmp_path, two_
             time.sleep(0.01)
         _thread.interrupt_main()  # as Ctrl-C would
 
-    threading.Thread(target=interrupt_after_two_partitions, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_batch([str(tmp_path / "in")], str(out), **args)
+    # a shell starts background jobs with SIGINT ignored, and then Python raises nothing on it:
+    # Ctrl-C's own handler, whatever the runner inherited
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=interrupt_after_two_partitions, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            run_batch([str(tmp_path / "in")], str(out), **args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # partitions already running when the client stopped may still finish: wait for the workers
     deadline = time.monotonic() + 30
     while any(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()):

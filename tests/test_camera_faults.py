@@ -124,7 +124,8 @@ class Run:
             if not out or out[-1] != e.plate:
                 out.append(e.plate)
             frames[e.plate] = frames.get(e.plate, 0) + e.frames
-        assert all(n <= moving for n in frames.values()), frames
+        assert all(n <= moving for n in frames.values()), (frames, [(e.plate, e.frames) for _, e in self.arrivals],
+                                                           self.stats)
         return out
 
 

@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta["threshold"] = best_f1[1]
         meta["threshold_rule"] = (f"best F1 ({best_f1[0]:.3f}) on {len(held)} held-out train + dev photos; "
-                                  "python -m plateread.training.tune_detector --write")
+                                  "python -m plateread.training.tune_detector"
+                                  + (f" --model {a.model}" if a.model else "") + " --write")
         meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         print(f"wrote threshold {best_f1[1]} into {meta_path}")
 
@@ -178,10 +179,11 @@ into the model's .json as ``verify_rule``."""
     if write:
         meta_path = Path(reader.detector.model_path).with_suffix(".json")
         card = json.loads(meta_path.read_text(encoding="utf-8"))
+        model_arg = f" --model {model}" if model else ""
         card["verify_rule"] = (f"detections from verify_threshold {verify0} up to threshold {sure0} are kept when "
                                f"the OCR reads them at >= {VERIFY_MIN_READ}: recall {rec:.3f} at {fa:.3f} false "
                                f"detections per photo on {len(held)} held-out train + dev photos with the shipped "
-                               "OCR (python -m plateread.training.tune_detector --verify --write)")
+                               f"float OCR (python -m plateread.training.tune_detector{model_arg} --verify --write)")
         meta_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         print(f"wrote the verify rule's figures into {meta_path}")
     if low >= verify0:
