@@ -227,8 +227,11 @@ def test_the_example_config_runs_as_written(tmp_path):
         def demo() -> dict:
             return next(c for c in api.get("/api/cameras").json() if c["name"] == "demo")
         wait_for(lambda: (demo()["health"] or {}).get("events", 0) >= 1, timeout=40, what="the demo car's event")
+        # the camera counts an event when it ends; the store writes it a moment later (spooled)
+        wait_for(lambda: api.get("/api/reads").json()["reads"], timeout=20, what="the event stored")
         reads = api.get("/api/reads", params={"hits": "true"}).json()["reads"]
-        assert reads and reads[0]["plate"] == "YO76317" and reads[0]["watchlist"] == ["demo"]
+        assert reads and reads[0]["plate"] == "YO76317" and reads[0]["watchlist"] == ["demo"], \
+            (api.get("/api/reads").json()["reads"], demo())
         alerts = api.get("/api/alerts").json()["alerts"]
         assert alerts and alerts[0]["target"] == "webhook:example" and alerts[0]["plate"] == "YO76317"
         api.close()
