@@ -95,13 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"recall by labelled plate width (px, photo long side <= 1280) at {t}: "
           + ", ".join(f"{n} {f / max(c, 1):.2f} ({c})" for n, (f, c) in by.items()))
     if a.write:
-        meta_path = Path(det.model_path).with_suffix(".json")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        meta["threshold"] = best_f1[1]
-        meta["threshold_rule"] = (f"best F1 ({best_f1[0]:.3f}) on {len(held)} held-out train + dev photos; "
-                                  "python -m plateread.training.tune_detector"
-                                  + (f" --model {a.model}" if a.model else "") + " --write")
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        meta_path = _update_card(det.model_path, threshold=best_f1[1], threshold_rule=(
+            f"best F1 ({best_f1[0]:.3f}) on {len(held)} held-out train + dev photos; "
+            + _command(a.model, "--write")))
         print(f"wrote threshold {best_f1[1]} into {meta_path}")
 
 
@@ -142,6 +138,20 @@ def zoom_table(held: list, model: str | None) -> None:
         det_mod.ZOOM_LOW, det_mod.ZOOM_MAX_WINDOWS = default, default_windows
 
 
+def _command(model: str | None, flags: str) -> str:
+    """The command line that wrote a card entry, so that it can be run again."""
+    return "python -m plateread.training.tune_detector" + (f" --model {model}" if model else "") + f" {flags}"
+
+
+def _update_card(model_path: str, **fields: object) -> Path:
+    """Sets ``fields`` in the model's .json card; returns the card's path."""
+    meta_path = Path(model_path).with_suffix(".json")
+    card = json.loads(meta_path.read_text(encoding="utf-8"))
+    card.update(fields)
+    meta_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return meta_path
+
+
 def verify_table(held: list, model: str | None, low: float = 0.3, write: bool = False) -> None:
     """Recall and false detections when detections between ``low`` and the threshold count only
     if the OCR reads them at a minimum score: one Reader pass at ``low``, then each rule. With
@@ -177,14 +187,11 @@ into the model's .json as ``verify_rule``."""
     shipped = lambda d, r: d >= sure0 or (d >= verify0 and r >= VERIFY_MIN_READ)  # noqa: E731
     rec, fa = score(shipped)
     if write:
-        meta_path = Path(reader.detector.model_path).with_suffix(".json")
-        card = json.loads(meta_path.read_text(encoding="utf-8"))
-        model_arg = f" --model {model}" if model else ""
-        card["verify_rule"] = (f"detections from verify_threshold {verify0} up to threshold {sure0} are kept when "
-                               f"the OCR reads them at >= {VERIFY_MIN_READ}: recall {rec:.3f} at {fa:.3f} false "
-                               f"detections per photo on {len(held)} held-out train + dev photos with the shipped "
-                               f"float OCR (python -m plateread.training.tune_detector{model_arg} --verify --write)")
-        meta_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        meta_path = _update_card(reader.detector.model_path, verify_rule=(
+            f"detections from verify_threshold {verify0} up to threshold {sure0} are kept when "
+            f"the OCR reads them at >= {VERIFY_MIN_READ}: recall {rec:.3f} at {fa:.3f} false "
+            f"detections per photo on {len(held)} held-out train + dev photos with the shipped "
+            f"float OCR ({_command(model, '--verify --write')})"))
         print(f"wrote the verify rule's figures into {meta_path}")
     if low >= verify0:
         return
